@@ -1,0 +1,246 @@
+"""The decoder's configuration, read from a Hugging Face `config.json`.
+
+One dataclass describes every architecture we load (Llama, Mistral, Qwen2, Qwen3): they differ only in a few
+switches (attention biases, q/k norms, tied embeddings, RoPE scaling). Reading is strict on purpose: a field we
+cannot honour is an error that names it, never a silently different model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
+# Per architecture: which projections carry biases and whether q/k are RMS-normalised per head.
+# `attention_bias` from the checkpoint overrides the Llama/Qwen3 default (both read it; Mistral has no biases,
+# Qwen2 always has q/k/v biases and no output bias).
+_ARCHITECTURES = {
+    "LlamaForCausalLM": dict(qkv_bias_field="attention_bias", o_bias_field="attention_bias", qk_norm=False),
+    "MistralForCausalLM": dict(qkv_bias_field=None, o_bias_field=None, qk_norm=False),
+    "Qwen2ForCausalLM": dict(qkv_bias_field=True, o_bias_field=None, qk_norm=False),
+    "Qwen3ForCausalLM": dict(qkv_bias_field="attention_bias", o_bias_field="attention_bias", qk_norm=True),
+}
+SUPPORTED_ARCHITECTURES = tuple(_ARCHITECTURES)
+_ROPE_TYPES = ("default", "linear", "llama3")
+_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+
+class ConfigError(ValueError):
+    """A checkpoint's config.json asks for something this model cannot honour."""
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeConfig:
+    """Rotary embedding parameters; `rope_type` is one of 'default', 'linear', 'llama3'."""
+
+    theta: float = 10000.0
+    rope_type: str = "default"
+    factor: float = 1.0
+    low_freq_factor: float = 1.0
+    high_freq_factor: float = 4.0
+    original_max_position_embeddings: int = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+    """Everything the decoder needs to know about its shape and numerics.
+
+    `hf_config` keeps the checkpoint's original `config.json` so that export writes back the fields we do not
+    model (token ids, generation defaults) unchanged; `source` is the directory it was loaded from, whose
+    tokenizer files export copies along.
+    """
+
+    architecture: str
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    rms_norm_eps: float = 1e-6
+    rope: RopeConfig = RopeConfig()
+    max_position_embeddings: int = 2048
+    tie_word_embeddings: bool = False
+    qkv_bias: bool = False
+    o_bias: bool = False
+    mlp_bias: bool = False
+    qk_norm: bool = False
+    sliding_window: int | None = None
+    param_dtype: Any = jnp.float32
+    dtype: Any = jnp.float32
+    hf_config: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
+    source: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self):
+        if self.num_heads % self.num_kv_heads:
+            raise ConfigError(
+                f"num_attention_heads ({self.num_heads}) must be a multiple of num_key_value_heads "
+                f"({self.num_kv_heads})"
+            )
+
+    def replace(self, **changes) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def dtype_from_name(name: Any, field: str = "dtype") -> Any:
+    """Maps 'float32' / 'bfloat16' / 'float16' (or a jnp dtype) to a jnp dtype, naming `field` on error."""
+    if not isinstance(name, str):
+        return jnp.dtype(name).type
+    if name not in _DTYPES:
+        raise ConfigError(f"{field}={name!r} is not supported; expected one of {sorted(_DTYPES)}")
+    return _DTYPES[name]
+
+
+def _require(d: dict, field: str, source: str):
+    if field not in d or d[field] is None:
+        raise ConfigError(f"{source}: required field {field!r} is missing")
+    return d[field]
+
+
+def _rope_from_hf(d: dict, source: str) -> RopeConfig:
+    """Reads RoPE from either layout: transformers 5's `rope_parameters`, or `rope_theta` + `rope_scaling`."""
+    if d.get("rope_parameters"):
+        params, field = dict(d["rope_parameters"]), "rope_parameters"
+    else:
+        params, field = dict(d.get("rope_scaling") or {}), "rope_scaling"
+        params.setdefault("rope_theta", d.get("rope_theta", 10000.0))
+    rope_type = params.get("rope_type", params.get("type", "default"))
+    if rope_type not in _ROPE_TYPES:
+        raise ConfigError(
+            f"{source}: {field}.rope_type={rope_type!r} is not supported; expected one of {list(_ROPE_TYPES)}"
+        )
+    if params.get("partial_rotary_factor", 1.0) != 1.0:
+        raise ConfigError(f"{source}: {field}.partial_rotary_factor={params['partial_rotary_factor']} is not supported")
+    rope = RopeConfig(theta=float(params["rope_theta"]), rope_type=rope_type)
+    if rope_type == "linear":
+        rope = dataclasses.replace(rope, factor=float(_require(params, "factor", f"{source}: {field}")))
+    elif rope_type == "llama3":
+        where = f"{source}: {field}"
+        rope = dataclasses.replace(
+            rope,
+            factor=float(_require(params, "factor", where)),
+            low_freq_factor=float(_require(params, "low_freq_factor", where)),
+            high_freq_factor=float(_require(params, "high_freq_factor", where)),
+            original_max_position_embeddings=int(_require(params, "original_max_position_embeddings", where)),
+        )
+    return rope
+
+
+def _sliding_window_from_hf(d: dict) -> int | None:
+    """The attention window any layer uses, or None when every layer attends to the full context.
+
+    transformers 5 lists `layer_types`; older Qwen configs gate the window with `use_sliding_window`; Mistral
+    applies `sliding_window` whenever it is set.
+    """
+    window = d.get("sliding_window")
+    if window is None:
+        return None
+    if d.get("layer_types") is not None:
+        return window if "sliding_attention" in d["layer_types"] else None
+    if "use_sliding_window" in d:
+        return window if d["use_sliding_window"] else None
+    return window
+
+
+def _flag(d: dict, field, default: bool = False) -> bool:
+    if field is None:
+        return False
+    if field is True:
+        return True
+    return bool(d.get(field, default))
+
+
+def config_from_hf(d: dict, source: str = "config.json", dtype: Any = None, param_dtype: Any = None) -> ModelConfig:
+    """Builds a ModelConfig from a parsed Hugging Face `config.json`.
+
+    Args:
+      d: the parsed JSON.
+      source: where it came from, quoted in error messages.
+      dtype: compute dtype; defaults to float32.
+      param_dtype: parameter dtype; defaults to float32.
+
+    Raises:
+      ConfigError: naming the field, for an unknown architecture or a value the model cannot honour.
+    """
+    architectures = d.get("architectures") or []
+    known = [a for a in architectures if a in _ARCHITECTURES]
+    if not known:
+        raise ConfigError(
+            f"{source}: architectures={architectures!r} is not supported; expected one of {list(_ARCHITECTURES)}"
+        )
+    arch = known[0]
+    spec = _ARCHITECTURES[arch]
+    act = d.get("hidden_act", "silu")
+    if act != "silu":
+        raise ConfigError(f"{source}: hidden_act={act!r} is not supported; expected 'silu'")
+    if d.get("mlp_bias") and arch != "LlamaForCausalLM":
+        raise ConfigError(f"{source}: mlp_bias=True is only defined for LlamaForCausalLM")
+    num_heads = int(_require(d, "num_attention_heads", source))
+    hidden = int(_require(d, "hidden_size", source))
+    return ModelConfig(
+        architecture=arch,
+        vocab_size=int(_require(d, "vocab_size", source)),
+        hidden_size=hidden,
+        intermediate_size=int(_require(d, "intermediate_size", source)),
+        num_layers=int(_require(d, "num_hidden_layers", source)),
+        num_heads=num_heads,
+        num_kv_heads=int(d.get("num_key_value_heads") or num_heads),
+        head_dim=int(d.get("head_dim") or hidden // num_heads),
+        rms_norm_eps=float(d.get("rms_norm_eps", 1e-6)),
+        rope=_rope_from_hf(d, source),
+        max_position_embeddings=int(d.get("max_position_embeddings", 2048)),
+        tie_word_embeddings=bool(d.get("tie_word_embeddings", False)),
+        qkv_bias=_flag(d, spec["qkv_bias_field"]),
+        o_bias=_flag(d, spec["o_bias_field"]),
+        mlp_bias=bool(d.get("mlp_bias", False)),
+        qk_norm=spec["qk_norm"],
+        sliding_window=_sliding_window_from_hf(d),
+        dtype=dtype_from_name(dtype or "float32"),
+        param_dtype=dtype_from_name(param_dtype or "float32", "param_dtype"),
+        hf_config=dict(d),
+    )
+
+
+def config_to_hf(cfg: ModelConfig, saved_dtype: str) -> dict:
+    """The `config.json` for `cfg`: the checkpoint's original fields, with every field we model written back.
+
+    Args:
+      cfg: the model's configuration.
+      saved_dtype: the dtype name the weights are written in ('float32', 'bfloat16').
+    """
+    rope: dict[str, Any] = {"rope_type": cfg.rope.rope_type, "rope_theta": cfg.rope.theta}
+    if cfg.rope.rope_type != "default":
+        rope["factor"] = cfg.rope.factor
+    if cfg.rope.rope_type == "llama3":
+        rope.update(
+            low_freq_factor=cfg.rope.low_freq_factor,
+            high_freq_factor=cfg.rope.high_freq_factor,
+            original_max_position_embeddings=cfg.rope.original_max_position_embeddings,
+        )
+    d = {k: v for k, v in cfg.hf_config.items() if k not in ("rope_scaling", "rope_theta", "torch_dtype")}
+    d.update(
+        architectures=[cfg.architecture],
+        model_type=d.get("model_type") or cfg.architecture.removesuffix("ForCausalLM").lower(),
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden_size,
+        intermediate_size=cfg.intermediate_size,
+        num_hidden_layers=cfg.num_layers,
+        num_attention_heads=cfg.num_heads,
+        num_key_value_heads=cfg.num_kv_heads,
+        head_dim=cfg.head_dim,
+        rms_norm_eps=cfg.rms_norm_eps,
+        rope_parameters=rope,
+        max_position_embeddings=cfg.max_position_embeddings,
+        tie_word_embeddings=cfg.tie_word_embeddings,
+        hidden_act="silu",
+        dtype=saved_dtype,
+    )
+    if cfg.architecture in ("LlamaForCausalLM", "Qwen3ForCausalLM"):
+        d["attention_bias"] = cfg.qkv_bias
+    if cfg.architecture == "LlamaForCausalLM":
+        d["mlp_bias"] = cfg.mlp_bias
+    if cfg.sliding_window is None and cfg.architecture == "MistralForCausalLM":
+        d["sliding_window"] = None
+    return d

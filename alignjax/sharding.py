@@ -1,0 +1,80 @@
+"""Device meshes and the one table that maps logical axis names to mesh axes.
+
+Modules name their parameter dimensions logically (`embed`, `mlp`, `q_heads`, `vocab`, ...); this file alone
+decides where each name lands on a mesh with axes `data`, `fsdp` and `tensor`. Changing the parallelism of a run
+is a config change (the mesh shape), never a model change.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import jax
+import numpy as np
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+MESH_AXES = ("data", "fsdp", "tensor")
+
+# Logical axis -> mesh axes it is split over (None: replicated). Parameters shard their `embed` dimension over
+# `fsdp` (ZeRO-3 style) and their head / mlp / vocab dimensions over `tensor` (Megatron style); activations
+# shard the batch over both data-parallel axes.
+LOGICAL_AXIS_RULES: Mapping[str, tuple[str, ...] | None] = {
+    "batch": ("data", "fsdp"),
+    "length": None,
+    "embed": ("fsdp",),
+    "mlp": ("tensor",),
+    "q_heads": ("tensor",),
+    "kv_heads": ("tensor",),
+    "head_dim": None,
+    "vocab": ("tensor",),
+    "norm": None,
+}
+
+
+def make_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1, devices: Sequence[jax.Device] | None = None):
+    """A mesh of shape (data, fsdp, tensor) over `devices` (default: every device of every process).
+
+    Raises:
+      ValueError: when the mesh does not use exactly the available devices.
+    """
+    devices = list(jax.devices() if devices is None else devices)
+    shape = (data, fsdp, tensor)
+    if any(s < 1 for s in shape) or math.prod(shape) != len(devices):
+        raise ValueError(
+            f"mesh data={data} x fsdp={fsdp} x tensor={tensor} = {math.prod(shape)} devices, but "
+            f"{len(devices)} are available; choose sizes whose product is {len(devices)}"
+        )
+    return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+
+
+def logical_to_spec(logical_axes: Sequence[str | None], shape: Sequence[int], mesh) -> PartitionSpec:
+    """The PartitionSpec for an array of `shape` whose dimensions carry `logical_axes`.
+
+    A mesh axis is dropped from a dimension it does not divide (e.g. 2 key/value heads on a tensor axis of 4):
+    that dimension is then replicated over it rather than failing, and each mesh axis is used at most once.
+    """
+    if len(logical_axes) != len(shape):
+        raise ValueError(f"logical axes {tuple(logical_axes)} do not match shape {tuple(shape)}")
+    used: set[str] = set()
+    spec = []
+    for name, size in zip(logical_axes, shape):
+        if name is not None and name not in LOGICAL_AXIS_RULES:
+            raise ValueError(f"logical axis {name!r} has no sharding rule; known: {sorted(LOGICAL_AXIS_RULES)}")
+        chosen = []
+        for axis in LOGICAL_AXIS_RULES.get(name) or ():
+            split = mesh.shape[axis] * math.prod(mesh.shape[a] for a in chosen)
+            if axis not in used and size % split == 0:
+                chosen.append(axis)
+        used.update(chosen)
+        spec.append(None if not chosen else chosen[0] if len(chosen) == 1 else tuple(chosen))
+    return PartitionSpec(*spec)
+
+
+def logical_sharding(logical_axes: Sequence[str | None], shape: Sequence[int], mesh) -> NamedSharding:
+    return NamedSharding(mesh, logical_to_spec(logical_axes, shape, mesh))
+
+
+def put_sharded(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
+    """Places a host array (possibly memory-mapped) onto `sharding`, reading only each device's slice."""
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: np.asarray(array[index]))
