@@ -128,19 +128,19 @@ def _rope_from_hf(d: dict, source: str) -> RopeConfig:
     return rope
 
 
-def _sliding_window_from_hf(d: dict) -> int | None:
+def _sliding_window_from_hf(d: dict, arch: str) -> int | None:
     """The attention window any layer uses, or None when every layer attends to the full context.
 
-    transformers 5 lists `layer_types`; older Qwen configs gate the window with `use_sliding_window`; Mistral
-    applies `sliding_window` whenever it is set.
+    transformers 5 lists `layer_types`; older Qwen configs gate the window with `use_sliding_window` (off by
+    default); Mistral applies `sliding_window` whenever it is set.
     """
     window = d.get("sliding_window")
     if window is None:
         return None
     if d.get("layer_types") is not None:
         return window if "sliding_attention" in d["layer_types"] else None
-    if "use_sliding_window" in d:
-        return window if d["use_sliding_window"] else None
+    if arch.startswith("Qwen"):
+        return window if d.get("use_sliding_window", False) else None
     return window
 
 
@@ -196,7 +196,7 @@ def config_from_hf(d: dict, source: str = "config.json", dtype: Any = None, para
         o_bias=_flag(d, spec["o_bias_field"]),
         mlp_bias=bool(d.get("mlp_bias", False)),
         qk_norm=spec["qk_norm"],
-        sliding_window=_sliding_window_from_hf(d),
+        sliding_window=_sliding_window_from_hf(d, arch),
         dtype=dtype_from_name(dtype or "float32"),
         param_dtype=dtype_from_name(param_dtype or "float32", "param_dtype"),
         hf_config=dict(d),
