@@ -75,6 +75,6 @@ def logical_sharding(logical_axes: Sequence[str | None], shape: Sequence[int], m
     return NamedSharding(mesh, logical_to_spec(logical_axes, shape, mesh))
 
 
-def put_sharded(array: np.ndarray, sharding: NamedSharding) -> jax.Array:
-    """Places a host array (possibly memory-mapped) onto `sharding`, reading only each device's slice."""
-    return jax.make_array_from_callback(array.shape, sharding, lambda index: np.asarray(array[index]))
+def put_sharded(array: np.ndarray, sharding: jax.sharding.Sharding, dtype=None) -> jax.Array:
+    """Places a host array (possibly memory-mapped) onto `sharding`, reading and casting only each device's slice."""
+    return jax.make_array_from_callback(array.shape, sharding, lambda index: np.asarray(array[index], dtype=dtype))

@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import nnx
 from hf_tiny import random_batch, save_hf_model
 from jax.sharding import PartitionSpec as P
 
@@ -53,8 +54,12 @@ def test_sharded_logits_equal_single_device(checkpoint, mesh):
     mask = jax.device_put(jnp.asarray(mask_BL), batch_sharding)
     expected = np.asarray(single(jnp.asarray(ids_BL), segment_ids_BL=jnp.asarray(mask_BL)))
     with jax.set_mesh(mesh):
-        got = np.asarray(sharded(ids, segment_ids_BL=mask))
-    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
+        eager = np.asarray(sharded(ids, segment_ids_BL=mask))
+        graphdef, state = nnx.split(sharded)
+        logits_fn = jax.jit(lambda state, ids, mask: nnx.merge(graphdef, state)(ids, segment_ids_BL=mask))
+        jitted = logits_fn(state, ids, mask)
+    np.testing.assert_allclose(eager, expected, atol=1e-5, rtol=0)
+    np.testing.assert_allclose(np.asarray(jitted), expected, atol=1e-5, rtol=0)
 
 
 def test_random_init_is_born_sharded(checkpoint, mesh):

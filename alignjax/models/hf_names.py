@@ -69,7 +69,6 @@ def hf_tensors(cfg: ModelConfig) -> dict[Path, HFTensor]:
     return table
 
 
-# Tensors some checkpoints carry that the model derives or ignores: rotary tables, and the output head
-# duplicated next to a tied embedding.
 def ignorable(name: str, cfg: ModelConfig) -> bool:
+    """Tensors some checkpoints carry that the model derives: rotary tables, a head duplicating a tied embedding."""
     return name.endswith("rotary_emb.inv_freq") or (cfg.tie_word_embeddings and name == "lm_head.weight")

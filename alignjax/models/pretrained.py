@@ -119,8 +119,9 @@ def from_pretrained(path: str, dtype: Any = None, param_dtype: Any = None, mesh=
                 f"{where[spec.name]}: tensor {spec.name!r} has shape {tuple(array.shape)}, "
                 f"expected {spec.shape} from config.json"
             )
-        ours = spec.to_ours(array, variable.shape).astype(variable.dtype, copy=False)
-        loaded.append((param_path, variable.replace(sharding.put_sharded(ours, _param_sharding(variable, mesh)))))
+        ours = spec.to_ours(array, variable.shape)
+        placed = sharding.put_sharded(ours, _param_sharding(variable, mesh), dtype=variable.dtype)
+        loaded.append((param_path, variable.replace(placed)))
     return nnx.merge(graphdef, nnx.from_flat_state(loaded))
 
 

@@ -95,7 +95,9 @@ def write_checkpoint(tensors: Mapping[str, np.ndarray], directory: str, max_shar
             size = 0
         shards[-1][name] = np.ascontiguousarray(array)
         size += array.nbytes
-    for stale in [INDEX_FILE, SINGLE_FILE] + [f for f in os.listdir(directory) if f.startswith("model-") and f.endswith(".safetensors")]:
+    # Files of an earlier save in the same directory would shadow or contradict this one.
+    old_shards = [f for f in os.listdir(directory) if f.startswith("model-") and f.endswith(".safetensors")]
+    for stale in [INDEX_FILE, SINGLE_FILE, *old_shards]:
         if os.path.exists(os.path.join(directory, stale)):
             os.remove(os.path.join(directory, stale))
     if len(shards) == 1:
