@@ -24,6 +24,7 @@ setup(
         "numpy>=2.0",
         "absl-py>=2.1",
         "tqdm>=4.66",
+        "tensorboardX>=2.6",
     ],
     extras_require={
         # torch is pinned to the CPU wheel this project's machines carry; an unpinned torch pulls CUDA builds.

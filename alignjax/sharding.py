@@ -78,3 +78,16 @@ def logical_sharding(logical_axes: Sequence[str | None], shape: Sequence[int], m
 def put_sharded(array: np.ndarray, sharding: jax.sharding.Sharding, dtype=None) -> jax.Array:
     """Places a host array (possibly memory-mapped) onto `sharding`, reading and casting only each device's slice."""
     return jax.make_array_from_callback(array.shape, sharding, lambda index: np.asarray(array[index], dtype=dtype))
+
+
+def initialize_distributed(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1) -> None:
+    """Joins a multi-process run through `jax.distributed` (never a home-made launcher).
+
+    On Cloud TPU pods and under SLURM, JAX discovers the coordinator and the process ids itself, so no
+    argument is needed; elsewhere pass all three. Call once per process, before anything touches a device.
+    CPU runs need `JAX_CPU_COLLECTIVES_IMPLEMENTATION=gloo` in the environment for cross-process collectives.
+    """
+    kwargs = {}
+    if coordinator_address:
+        kwargs = dict(coordinator_address=coordinator_address, num_processes=num_processes, process_id=process_id)
+    jax.distributed.initialize(**kwargs)

@@ -11,31 +11,13 @@ import argparse
 import json
 import sys
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import torch
 import transformers
-from flax import nnx
 
 from alignjax.models import from_pretrained
-
-
-def alignjax_greedy(model, prompt_ids: list[int], new_tokens: int, eos_id: int | None) -> list[int]:
-    """Greedy decoding by re-running the whole sequence each step (no KV cache: a reference, not a sampler).
-
-    One fixed-length buffer keeps the shapes static: causal attention hides the unfilled tail, so the model
-    compiles once.
-    """
-    graphdef, state = nnx.split(model)
-    logits_fn = jax.jit(lambda state, tokens_BL: nnx.merge(graphdef, state)(tokens_BL))
-    tokens_1L = np.zeros((1, len(prompt_ids) + new_tokens), np.int32)
-    tokens_1L[0, : len(prompt_ids)] = prompt_ids
-    for n in range(len(prompt_ids), tokens_1L.shape[1]):
-        tokens_1L[0, n] = int(jnp.argmax(logits_fn(state, jnp.asarray(tokens_1L))[0, n - 1]))
-        if tokens_1L[0, n] == eos_id:
-            return tokens_1L[0, len(prompt_ids) : n + 1].tolist()
-    return tokens_1L[0, len(prompt_ids) :].tolist()
+from alignjax.models.greedy import greedy_continue
 
 
 def main() -> int:
@@ -60,7 +42,7 @@ def main() -> int:
             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
         )[0, len(prompt_ids) :].tolist()
     our_logits = np.asarray(ours(jnp.asarray([prompt_ids], jnp.int32)))
-    our_tokens = alignjax_greedy(ours, prompt_ids, args.new_tokens, tokenizer.eos_token_id)
+    our_tokens = greedy_continue(ours, [prompt_ids], args.new_tokens, tokenizer.eos_token_id)[0]
 
     max_diff = float(np.abs(our_logits - their_logits).max())
     same_tokens = our_tokens == their_tokens

@@ -70,6 +70,7 @@ class ModelConfig:
     sliding_window: int | None = None
     param_dtype: Any = jnp.float32
     dtype: Any = jnp.float32
+    remat: bool = False  # recompute each block's activations in the backward pass: memory for FLOPs
     hf_config: dict = dataclasses.field(default_factory=dict, compare=False, repr=False)
     source: str | None = dataclasses.field(default=None, compare=False)
 

@@ -32,6 +32,19 @@ class Block(nnx.Module):
         return x_BLD + self.mlp(self.mlp_norm(x_BLD))
 
 
+def _rematerialized(block: Block, x_BLD, positions_BL, mask_B1LL, inv_freq):
+    """`block(x)` whose activations are recomputed in the backward pass instead of stored.
+
+    The block is split into pure arrays first so that `jax.checkpoint` sees a plain function of pytrees.
+    """
+    graphdef, params = nnx.split(block)
+
+    def run(params, x_BLD):
+        return nnx.merge(graphdef, params)(x_BLD, positions_BL, mask_B1LL, inv_freq)
+
+    return jax.checkpoint(run)(params, x_BLD)
+
+
 class Transformer(nnx.Module):
     """A causal language model: embeddings, `num_layers` blocks, a final norm and the vocabulary projection."""
 
@@ -72,7 +85,10 @@ class Transformer(nnx.Module):
         inv_freq = inverse_frequencies(cfg.rope, cfg.head_dim)
         x_BLD = jnp.take(self.embed[...], tokens_BL, axis=0).astype(cfg.dtype)
         for block in self.layers:
-            x_BLD = block(x_BLD, positions_BL, mask_B1LL, inv_freq)
+            if cfg.remat:
+                x_BLD = _rematerialized(block, x_BLD, positions_BL, mask_B1LL, inv_freq)
+            else:
+                x_BLD = block(x_BLD, positions_BL, mask_B1LL, inv_freq)
         return self.final_norm(x_BLD)
 
     def logits(self, h_BLD: jax.Array) -> jax.Array:

@@ -1,0 +1,74 @@
+"""The config every experiment starts from: each section with its valid keys and sensible defaults.
+
+Experiment files take `base_config()` and override what they change, so every experiment has the same keys
+and `--config.x.y=v` overrides work the same everywhere.
+"""
+
+from ml_collections import ConfigDict
+
+
+def base_config() -> ConfigDict:
+    config = ConfigDict()
+    config.seed = 0
+    config.model = ConfigDict(
+        dict(
+            path="",  # a Hugging Face model directory; empty: a new model of shape `init`, trained from scratch
+            dtype="float32",  # compute dtype: float32 | bfloat16
+            param_dtype="float32",  # master weights
+            remat=False,
+            init=dict(
+                architecture="LlamaForCausalLM",
+                hidden_size=64,
+                intermediate_size=176,
+                num_layers=2,
+                num_heads=4,
+                num_kv_heads=2,
+                rope_theta=10000.0,
+                tie_word_embeddings=True,
+            ),
+        )
+    )
+    config.data = ConfigDict(
+        dict(
+            source="builtin",  # builtin | json | parquet | hf
+            path="toy_instructions",
+            split="train",
+            eval_fraction=0.1,
+            seq_len=32,
+            batch_size=32,  # global, over all devices and micro-batches
+            pack=False,
+            seed=0,
+            on_bad_row="error",  # error | skip
+            max_examples=0,  # 0: all
+        )
+    )
+    config.loss = ConfigDict(dict(name="sft"))
+    config.optim = ConfigDict(
+        dict(
+            lr=3e-3,
+            b1=0.9,
+            b2=0.95,
+            eps=1e-8,
+            weight_decay=0.0,
+            warmup_steps=50,
+            schedule="cosine",  # cosine | linear | constant
+            min_lr_ratio=0.1,
+            clip_norm=1.0,  # 0 disables
+            grad_accum=1,
+        )
+    )
+    config.train = ConfigDict(
+        dict(
+            steps=1000,
+            log_every=50,
+            eval_every=250,
+            checkpoint_every=250,
+            keep_checkpoints=2,
+            workdir="/tmp/alignjax/run",
+            export_hf=True,
+            num_samples=4,
+        )
+    )
+    config.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # -1: all remaining devices
+    config.distributed = ConfigDict(dict(enabled=False, coordinator_address="", num_processes=0, process_id=-1))
+    return config
