@@ -6,6 +6,8 @@ and `--config.x.y=v` overrides work the same everywhere.
 
 from ml_collections import ConfigDict
 
+from alignjax.data import sft_data_config
+
 
 def base_config() -> ConfigDict:
     config = ConfigDict()
@@ -28,20 +30,7 @@ def base_config() -> ConfigDict:
             ),
         )
     )
-    config.data = ConfigDict(
-        dict(
-            source="builtin",  # builtin | json | parquet | hf
-            path="toy_instructions",
-            split="train",
-            eval_fraction=0.1,
-            seq_len=32,
-            batch_size=32,  # global, over all devices and micro-batches
-            pack=False,
-            seed=0,
-            on_bad_row="error",  # error | skip
-            max_examples=0,  # 0: all
-        )
-    )
+    config.data = sft_data_config(seq_len=32, batch_size=32)  # the builtin toy task unless overridden
     config.loss = ConfigDict(dict(name="sft"))
     config.optim = ConfigDict(
         dict(

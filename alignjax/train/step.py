@@ -79,7 +79,7 @@ def train_step(
     params = optax.apply_updates(state.params, updates)
     metrics = {
         "loss": total / weight,
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": optax.tree.norm(grads),
         "learning_rate": schedule(state.step),
         "loss_tokens": weight,
         **{name: value / weight for name, value in metrics_sum.items()},
@@ -121,5 +121,7 @@ def jit_train_step(graphdef, loss_fn, optimizer, schedule, grad_accum, state_sha
 
 
 def jit_eval_step(graphdef, loss_fn, params_shardings, mesh):
+    """`eval_step` compiled for the mesh; results are replicated so that every process can read them."""
     step = functools.partial(eval_step, graphdef=graphdef, loss_fn=loss_fn)
-    return jax.jit(step, in_shardings=(params_shardings, batch_sharding(mesh)))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    return jax.jit(step, in_shardings=(params_shardings, batch_sharding(mesh)), out_shardings=replicated)

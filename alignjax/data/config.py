@@ -1,0 +1,84 @@
+"""The `data` section of an experiment config: its fields, their defaults and their validation.
+
+Experiments build it with `sft_data_config(...)` so every field exists (a locked ConfigDict then turns a mistyped
+override into an error); `validate_data_config` checks the values before any file is opened, naming the field and
+what it accepts.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import ml_collections
+
+from alignjax.data.errors import DataError
+
+SOURCES = ("builtin", "json", "parquet", "hf")
+ON_BAD_ROW = ("error", "skip")
+
+_DEFAULTS = dict(
+    source="builtin",  # one of SOURCES
+    path="toy_instructions",  # builtin name, file / directory / glob, or hub dataset id (or local dataset dir)
+    split="train",  # split to train on (hub and builtin datasets; local files have one split)
+    eval_fraction=0.1,  # share of rows held out for eval, chosen by seed; builtins use their own held-out split
+    seq_len=64,  # tokens per row; longer examples are truncated
+    batch_size=32,  # rows per global batch
+    pack=False,  # pack several examples per row (segment ids keep them apart)
+    seed=0,  # held-out choice and per-epoch shuffling
+    on_bad_row="error",  # "error": the first bad row raises; "skip": bad rows are counted and left out
+    max_examples=0,  # read at most this many rows of the training split; 0 reads all
+)
+
+
+def sft_data_config(**overrides) -> ml_collections.ConfigDict:
+    """The data config of an SFT experiment, with defaults that train on the builtin toy task.
+
+    Args:
+        **overrides: field values to replace the defaults; an unknown field is an error.
+
+    Returns:
+        A ConfigDict with exactly the fields `build_sft_data` reads.
+    """
+    cfg = ml_collections.ConfigDict(_DEFAULTS)
+    for field, value in overrides.items():
+        if field not in _DEFAULTS:
+            raise AttributeError(f"data config has no field {field!r}; fields are {sorted(_DEFAULTS)}")
+        cfg[field] = value
+    return cfg
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+# field -> (accepts the value?, what is valid)
+_CHECKS = {
+    "source": (lambda v: v in SOURCES, f"one of {list(SOURCES)}"),
+    "path": (lambda v: isinstance(v, str) and v != "", "a non-empty string (builtin name, file, glob or hub id)"),
+    "split": (lambda v: isinstance(v, str) and v != "", "a non-empty split name such as 'train'"),
+    "eval_fraction": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "seq_len": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "pack": (lambda v: isinstance(v, bool), "True or False"),
+    "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "on_bad_row": (lambda v: v in ON_BAD_ROW, f"one of {list(ON_BAD_ROW)}"),
+    "max_examples": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0 reads all rows)"),
+}
+
+
+def validate_data_config(cfg) -> None:
+    """Raises DataError naming the first field of `cfg` that is missing or holds an invalid value.
+
+    Args:
+        cfg: a ConfigDict (or any mapping-like object with attribute access) with the fields of `sft_data_config`.
+    """
+    for field, (accepts, valid) in _CHECKS.items():
+        if field not in cfg:
+            raise DataError(f"data.{field} is missing; expected {valid} (see alignjax.data.sft_data_config)")
+        value = cfg[field]
+        if not accepts(value):
+            raise DataError(f"data.{field}={value!r} is invalid; expected {valid}")

@@ -1,0 +1,35 @@
+"""What can go wrong with data, said so that a user can fix it.
+
+Every problem with the data or its configuration is a `DataError` whose message names the file, the row or line
+and the field at fault, and what was expected instead. A problem confined to one row also carries a `reason`, a
+short key under which `on_bad_row="skip"` counts it in the report instead of raising. Problems with the whole
+source (a missing file, a bad config value, a tokenizer without a chat template) carry no reason and always raise,
+because skipping would skip everything.
+"""
+
+from __future__ import annotations
+
+# Reasons a row is skipped; the keys of `DataReport.skipped`.
+INVALID_JSON = "invalid_json"
+MISSING_FIELD = "missing_field"
+WRONG_TYPE = "wrong_type"
+EMPTY_RESPONSE = "empty_response"
+UNKNOWN_ROLE = "unknown_role"
+ASSISTANT_FIRST = "assistant_first"
+TEMPLATE_ERROR = "template_error"
+# Not a fault of the row: it was longer than seq_len and truncation cut away every response token. Always counted,
+# never raised, whatever `on_bad_row` says.
+RESPONSE_TRUNCATED = "response_truncated"
+
+
+class DataError(ValueError):
+    """Bad data or data config; the message names where (file, row or line, field) and what was expected.
+
+    Attributes:
+        reason: for a problem with a single row, one of this module's reason keys; None for a problem with the
+            whole source, which is never skipped.
+    """
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason

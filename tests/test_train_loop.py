@@ -1,0 +1,196 @@
+"""The training loop end to end: experiments run, resume after kill -9 is exact, SIGTERM checkpoints, the
+same losses on 1 device, 8 simulated devices and 2 processes, one trace, host syncs only when logging."""
+
+import glob
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import jax
+import pytest
+
+import alignjax.train.loop as loop_module
+import alignjax.train.step as step_module
+from alignjax.train.config_checks import ConfigValueError, check_config
+
+from conftest import REPO_ROOT
+
+EXPERIMENTS = sorted(glob.glob(os.path.join(REPO_ROOT, "experiments", "*.py")))
+TOY = os.path.join(REPO_ROOT, "experiments", "sft_toy.py")
+
+
+def _load_experiment(path):
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _cli(workdir, *overrides, devices=1, env=None):
+    """The README's command line, in a fresh process with `devices` simulated CPU devices."""
+    command = [sys.executable, "-m", "alignjax.train", f"--config={TOY}", f"--config.train.workdir={workdir}"]
+    command += [
+        "--config.train.num_samples=0", "--config.train.eval_every=0", "--config.train.export_hf=False",
+        "--config.data.max_examples=2000", *overrides,
+    ]
+    full_env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "JAX_PLATFORMS": "cpu", **(env or {})}
+    return command, full_env
+
+
+def _run_cli(workdir, *overrides, devices=1, env=None, timeout=300):
+    command, full_env = _cli(workdir, *overrides, devices=devices, env=env)
+    result = subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def _losses(workdir):
+    """Per-step training loss from metrics.jsonl; a step logged twice (before a crash and after) keeps the last."""
+    losses = {}
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            record = json.loads(line)
+            if "train/loss" in record:
+                losses[record["step"]] = record["train/loss"]
+    return losses
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
+def test_every_experiment_runs_its_smallest_variant(path, tmp_path):
+    module = _load_experiment(path)
+    assert module.__doc__ and "python -m alignjax.train" in module.__doc__
+    config = module.get_config("smoke")
+    config.train.workdir = str(tmp_path)
+    config.mesh.data = 1
+    config.mesh.fsdp = jax.device_count()
+    loop_module.train(config)
+    assert _losses(str(tmp_path))
+    assert os.path.exists(tmp_path / "hf" / "config.json")
+
+
+def test_one_trace_and_host_syncs_only_when_logging(tmp_path, monkeypatch):
+    traces, fetches = [], []
+    original_step, original_get = step_module.train_step, jax.device_get
+
+    def counting_step(*args, **kwargs):
+        traces.append(1)
+        return original_step(*args, **kwargs)
+
+    def counting_get(x):
+        fetches.append(1)
+        return original_get(x)
+
+    monkeypatch.setattr(step_module, "train_step", counting_step)
+    monkeypatch.setattr(loop_module.jax, "device_get", counting_get)
+    config = _load_experiment(TOY).get_config("smoke")
+    config.train.update(workdir=str(tmp_path), steps=9, log_every=3, num_samples=0, export_hf=False)
+    config.data.max_examples = 256
+    with jax.transfer_guard_device_to_host("disallow"):  # no implicit device-to-host copies anywhere
+        loop_module.train(config)
+    assert len(traces) == 1
+    eval_batches = len(loop_module.build_sft_data(config.data, None)[1])
+    assert len(fetches) == 9 // 3 + eval_batches  # three logging steps, then the final evaluation
+
+
+def test_eight_devices_give_the_same_losses_as_one(tmp_path):
+    steps = ("--config.train.steps=20", "--config.train.log_every=1", "--config.train.checkpoint_every=0")
+    _run_cli(tmp_path / "one", *steps, devices=1)
+    _run_cli(tmp_path / "eight", *steps, "--config.mesh.data=2", "--config.mesh.fsdp=2", "--config.mesh.tensor=2",
+             devices=8)
+    one, eight = _losses(tmp_path / "one"), _losses(tmp_path / "eight")
+    assert sorted(one) == list(range(1, 21))
+    assert max(abs(one[s] - eight[s]) for s in one) < 1e-5
+
+
+def test_two_processes_reproduce_one(tmp_path):
+    steps = ("--config.train.steps=10", "--config.train.log_every=1", "--config.train.checkpoint_every=5")
+    _run_cli(tmp_path / "single", *steps, devices=4)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    processes = []
+    for process_id in range(2):
+        command, env = _cli(
+            tmp_path / "multi", *steps, "--config.distributed.enabled=True",
+            f"--config.distributed.coordinator_address=127.0.0.1:{port}",
+            "--config.distributed.num_processes=2", f"--config.distributed.process_id={process_id}",
+            devices=2, env={"JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"},
+        )
+        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for p in processes:
+        _, stderr = p.communicate(timeout=300)
+        assert p.returncode == 0, stderr[-3000:]
+    single, multi = _losses(tmp_path / "single"), _losses(tmp_path / "multi")
+    assert sorted(multi) == list(range(1, 11))
+    assert max(abs(single[s] - multi[s]) for s in single) < 1e-5
+
+
+def _wait_for_checkpoint(workdir, process, minimum_step):
+    """Polls until a finalised checkpoint at or beyond `minimum_step` exists; returns its step."""
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        steps = [int(d) for d in os.listdir(os.path.join(workdir, "checkpoints")) if d.isdigit()] \
+            if os.path.isdir(os.path.join(workdir, "checkpoints")) else []
+        if steps and max(steps) >= minimum_step:
+            return max(steps)
+        time.sleep(0.05)
+    raise TimeoutError("no checkpoint appeared")
+
+
+def test_kill_minus_nine_then_resume_matches_uninterrupted(tmp_path):
+    args = ("--config.train.steps=300", "--config.train.log_every=1", "--config.train.checkpoint_every=20")
+    _run_cli(tmp_path / "straight", *args)
+    command, env = _cli(tmp_path / "killed", *args)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for_checkpoint(tmp_path / "killed", process, minimum_step=40)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    resumed = _run_cli(tmp_path / "killed", *args)
+    assert "resumed from" in resumed.stdout + resumed.stderr
+    straight, killed = _losses(tmp_path / "straight"), _losses(tmp_path / "killed")
+    assert sorted(killed) == sorted(straight)
+    assert max(abs(straight[s] - killed[s]) for s in straight) < 1e-6
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
+    args = ("--config.train.steps=100000", "--config.train.log_every=100", "--config.train.checkpoint_every=50")
+    command, env = _cli(tmp_path, *args)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = _wait_for_checkpoint(tmp_path, process, minimum_step=50)
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=120)
+    assert process.returncode == 0, output[-3000:]
+    assert "SIGTERM: saved checkpoint" in output
+    saved = [int(d) for d in os.listdir(tmp_path / "checkpoints") if d.isdigit()]
+    assert max(saved) >= first
+
+
+def test_mistyped_override_is_an_error(tmp_path):
+    command, env = _cli(tmp_path, "--config.optim.lrr=0.1")
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert "lrr" in result.stderr
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("optim.lr", -1.0, "optim.lr must be > 0"),
+        ("optim.schedule", "step", "optim.schedule must be one of"),
+        ("mesh.data", 3, "choose sizes whose product is 8"),
+        ("data.batch_size", 30, "must be divisible"),
+        ("loss.name", "dpoo", "loss.name must be one of"),
+    ],
+)
+def test_bad_config_values_name_the_field(field, value, message):
+    config = _load_experiment(TOY).get_config()
+    section, key = field.split(".")
+    config[section][key] = value
+    with pytest.raises(ConfigValueError, match=message):
+        check_config(config)
