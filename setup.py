@@ -25,6 +25,7 @@ setup(
         "absl-py>=2.1",
         "tqdm>=4.66",
         "tensorboardX>=2.6",
+        "jinja2>=3.1",  # chat templates (transformers renders them with jinja2 but does not require it)
     ],
     extras_require={
         # torch is pinned to the CPU wheel this project's machines carry; an unpinned torch pulls CUDA builds.
