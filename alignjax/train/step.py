@@ -30,8 +30,14 @@ def _forward_loss(params: nnx.State, graphdef: nnx.GraphDef, loss_fn: LossFn, ba
 
 
 def _split_micro_batches(batch: dict, num_micro: int) -> dict:
-    """[B, ...] -> [num_micro, B / num_micro, ...], keeping each micro-batch's rows spread over the mesh."""
-    return jax.tree.map(lambda x: x.reshape(num_micro, x.shape[0] // num_micro, *x.shape[1:]), batch)
+    """[B, ...] -> [num_micro, B / num_micro, ...]; micro-batch i takes rows i, i + num_micro, ...
+
+    Strided rather than contiguous rows: the batch is split over devices in contiguous blocks, so every device
+    contributes to every micro-batch and no rows move between devices.
+    """
+    return jax.tree.map(
+        lambda x: x.reshape(x.shape[0] // num_micro, num_micro, *x.shape[1:]).swapaxes(0, 1), batch
+    )
 
 
 def train_step(
