@@ -194,3 +194,25 @@ def test_bad_config_values_name_the_field(field, value, message):
     config[section][key] = value
     with pytest.raises(ConfigValueError, match=message):
         check_config(config)
+
+
+def test_fine_tunes_a_hf_directory_on_a_jsonl_file_without_held_out_data(tmp_path):
+    """The path a researcher takes with their own model and data; with eval_fraction=0 nothing is evaluated."""
+    from alignjax.data import load_builtin_tokenizer
+    from alignjax.models import ModelConfig, init_model, save_pretrained
+
+    tokenizer = load_builtin_tokenizer("toy_instructions")
+    cfg = ModelConfig(
+        architecture="LlamaForCausalLM", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+        num_layers=1, num_heads=4, num_kv_heads=2, head_dim=8,
+    )
+    save_pretrained(init_model(cfg), str(tmp_path / "model"), tokenizer=tokenizer)
+    rows = [{"prompt": f"reverse: {w}", "completion": w[::-1]} for w in ["cat", "dog", "owl", "emu"] * 8]
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    config = _load_experiment(TOY).get_config("smoke")
+    config.model.path = str(tmp_path / "model")
+    config.data.update(source="json", path=str(tmp_path / "train.jsonl"), eval_fraction=0.0, max_examples=0)
+    config.train.update(workdir=str(tmp_path / "run"), eval_every=1)
+    assert loop_module.train(config) == {}
+    assert sorted(_losses(str(tmp_path / "run"))) == [1, 2]
+    assert os.path.exists(tmp_path / "run" / "hf" / "tokenizer.json")

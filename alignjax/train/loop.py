@@ -72,8 +72,9 @@ def _model(config: ConfigDict, vocab_size: int, mesh):
         max_position_embeddings=config.data.seq_len,
         tie_word_embeddings=init.tie_word_embeddings,
         remat=m.remat,
+        dtype=dtype_from_name(m.dtype),
+        param_dtype=dtype_from_name(m.param_dtype, "param_dtype"),
     )
-    cfg = cfg.replace(dtype=dtype_from_name(m.dtype), param_dtype=dtype_from_name(m.param_dtype, "param_dtype"))
     return init_model(cfg, seed=config.seed, mesh=mesh)
 
 
@@ -93,18 +94,18 @@ def evaluate(eval_fn, params, eval_batches: list[dict], mesh) -> dict[str, float
         for index, match in zip(batch["example_index"], out["exact_match_B"]):
             if index >= 0:
                 matches[int(index)] = bool(match)
-    return {"loss": total / max(weight, 1.0), "exact_match": float(np.mean(list(matches.values()) or [0.0]))}
+    return {"loss": total / max(weight, 1.0), "exact_match": float(np.mean(list(matches.values())))}
 
 
 def print_samples(model, tokenizer, eval_batches: list[dict], count: int) -> None:
     """Greedy answers to the first `count` held-out prompts, next to their references."""
     batch = eval_batches[0]
     rows = [r for r in range(len(batch["tokens"])) if batch["example_index"][r] >= 0][:count]
-    for r in rows:
-        response_start = int(np.argmax(batch["loss_mask"][r] > 0)) + 1
-        prompt = batch["tokens"][r, :response_start].tolist()
-        reference = batch["targets"][r][batch["loss_mask"][r] > 0].tolist()
-        answer = greedy_continue(model, [prompt], len(reference) + 4, tokenizer.eos_token_id)[0]
+    prompts = [batch["tokens"][r, : int(np.argmax(batch["loss_mask"][r] > 0)) + 1].tolist() for r in rows]
+    references = [batch["targets"][r][batch["loss_mask"][r] > 0].tolist() for r in rows]
+    budget = max(len(reference) for reference in references) + 4
+    answers = greedy_continue(model, prompts, budget, tokenizer.eos_token_id)
+    for prompt, answer, reference in zip(prompts, answers, references):
         tqdm.write(
             f"  prompt {tokenizer.decode(prompt, skip_special_tokens=True)!r} -> "
             f"{tokenizer.decode(answer, skip_special_tokens=True)!r} "
@@ -145,7 +146,7 @@ def train(config: ConfigDict) -> dict[str, float]:
     t = config.train
     tokens_since_log, last_log = 0, time.perf_counter()
     try:
-        if t.eval_every and start == 0:
+        if t.eval_every and start == 0 and eval_batches:
             writer.write(0, evaluate(eval_fn, state.params, eval_batches, mesh), prefix="eval")
         for step in tqdm(range(start, t.steps), initial=start, total=t.steps, desc="train", disable=None):
             batch = next(train_iter)
@@ -158,21 +159,22 @@ def train(config: ConfigDict) -> dict[str, float]:
                 metrics["tokens_per_second"] = tokens_since_log / elapsed
                 writer.write(done, metrics)
                 tokens_since_log, last_log = 0, time.perf_counter()
-            if t.eval_every and done % t.eval_every == 0 and done != t.steps:
+            if t.eval_every and done % t.eval_every == 0 and done != t.steps and eval_batches:
                 writer.write(done, evaluate(eval_fn, state.params, eval_batches, mesh), prefix="eval")
             if stop.requested or (t.checkpoint_every and done % t.checkpoint_every == 0):
                 checkpointer.save(done, state, train_iter.state(), force=stop.requested)
             if stop.requested:
                 tqdm.write(f"SIGTERM: saved checkpoint at step {done}; rerun the same command to resume")
                 return {}
-        final = evaluate(eval_fn, state.params, eval_batches, mesh)
-        writer.write(t.steps, final, prefix="eval")
+        final = evaluate(eval_fn, state.params, eval_batches, mesh) if eval_batches else {}
+        if final:
+            writer.write(t.steps, final, prefix="eval")
         checkpointer.save(t.steps, state, train_iter.state(), force=True)
         model = nnx.merge(graphdef, state.params)
         if t.export_hf:
             save_pretrained(model, os.path.join(workdir, "hf"), tokenizer=tokenizer)
             tqdm.write(f"exported Hugging Face model to {workdir}/hf")
-        if t.num_samples:
+        if t.num_samples and eval_batches:
             print_samples(model, tokenizer, eval_batches, t.num_samples)
         return final
     finally:
