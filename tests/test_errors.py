@@ -107,14 +107,6 @@ def test_corrupt_safetensors(checkpoint):
         from_pretrained(str(checkpoint))
 
 
-def test_sliding_window_shorter_than_the_sequence(tmp_path):
-    save_hf_model("mistral", tmp_path, sliding_window=8)
-    model = from_pretrained(str(tmp_path))
-    model(jnp.zeros((1, 8), jnp.int32))  # a window covering the whole sequence is plain causal attention
-    with pytest.raises(ValueError, match="sliding_window=8 is shorter than the 9 keys"):
-        model(jnp.zeros((1, 9), jnp.int32))
-
-
 def test_both_rope_layouts_read_the_same():
     base = dict(
         architectures=["LlamaForCausalLM"], vocab_size=8, hidden_size=16, intermediate_size=32,
@@ -136,4 +128,7 @@ def test_qwen_sliding_window_only_when_enabled():
     assert config_from_hf(base).sliding_window is None
     assert config_from_hf({**base, "use_sliding_window": False}).sliding_window is None
     assert config_from_hf({**base, "use_sliding_window": True}).sliding_window == 4
-    assert config_from_hf({**base, "layer_types": ["full_attention", "sliding_attention"]}).sliding_window == 4
+    assert config_from_hf({**base, "layer_types": ["sliding_attention"] * 2}).sliding_window == 4
+    assert config_from_hf({**base, "layer_types": ["full_attention"] * 2}).sliding_window is None
+    with pytest.raises(ConfigError, match="mixes 'sliding_attention' and 'full_attention'"):
+        config_from_hf({**base, "layer_types": ["full_attention", "sliding_attention"]})

@@ -65,3 +65,20 @@ def test_bfloat16_compute_is_close(pair):
     theirs = hf_logits(hf_model, ids_BL)
     # bfloat16 keeps ~3 significant digits: the logits move by a few percent of their scale, no more.
     assert np.abs(ours - theirs).max() < 0.05 * np.abs(theirs).max()
+
+
+@pytest.mark.parametrize("padding", ["none", "left"])
+def test_sliding_window_matches_transformers(tmp_path, padding):
+    """A window (6) shorter than the sequence (16): each query sees only its 6 most recent tokens."""
+    hf_model = save_hf_model("mistral", tmp_path, sliding_window=6)
+    model = from_pretrained(str(tmp_path))
+    ids_BL, right_mask_BL = random_batch(model.config.vocab_size, seed=4)
+    mask_BL = np.ones_like(right_mask_BL) if padding == "none" else right_mask_BL[:, ::-1].copy()
+    positions_BL = np.maximum(np.cumsum(mask_BL, axis=1) - 1, 0).astype(np.int32)
+    ours = np.asarray(model(jnp.asarray(ids_BL), jnp.asarray(positions_BL), jnp.asarray(mask_BL)))
+    theirs = hf_logits(hf_model, ids_BL, mask_BL)
+    real = mask_BL.astype(bool)
+    assert np.abs(ours - theirs)[real].max() < TOL
+    model.config = model.config.replace(sliding_window=None)  # the window must matter for this check to mean much
+    unwindowed = np.asarray(model(jnp.asarray(ids_BL), jnp.asarray(positions_BL), jnp.asarray(mask_BL)))
+    assert np.abs(unwindowed - theirs)[real].max() > 100 * TOL

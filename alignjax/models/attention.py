@@ -19,17 +19,26 @@ from alignjax.models.rope import apply_rope
 
 
 def attention_mask(
-    q_segment_BL: jax.Array, kv_segment_BS: jax.Array, q_index_BL: jax.Array, kv_index_BS: jax.Array
+    q_segment_BL: jax.Array,
+    kv_segment_BS: jax.Array,
+    q_index_BL: jax.Array,
+    kv_index_BS: jax.Array,
+    sliding_window: int | None = None,
 ) -> jax.Array:
     """Which keys each query attends to, [B, 1, L, S] (the 1 broadcasts over heads).
 
     A query sees a key when the key's slot is not after the query's slot (causality), both belong to the same
-    non-zero segment (packed examples never see each other; segment 0 is padding).
+    non-zero segment (packed examples never see each other; segment 0 is padding), and, with a sliding window,
+    the key is one of the `sliding_window` most recent slots (the query's own included), as Mistral defines it.
+    Slot distances equal position distances within a segment, so the window holds for padded and packed rows.
     """
-    causal_BLS = kv_index_BS[:, None, :] <= q_index_BL[:, :, None]
+    distance_BLS = q_index_BL[:, :, None] - kv_index_BS[:, None, :]
+    visible_BLS = distance_BLS >= 0
+    if sliding_window is not None:
+        visible_BLS &= distance_BLS < sliding_window
     same_segment_BLS = q_segment_BL[:, :, None] == kv_segment_BS[:, None, :]
     real_BLS = (q_segment_BL != 0)[:, :, None]
-    return (causal_BLS & same_segment_BLS & real_BLS)[:, None]
+    return (visible_BLS & same_segment_BLS & real_BLS)[:, None]
 
 
 class Attention(nnx.Module):
@@ -40,7 +49,6 @@ class Attention(nnx.Module):
         pd = cfg.param_dtype
         zeros = jax.nn.initializers.zeros
         self.dtype: Any = cfg.dtype
-        self.sliding_window = cfg.sliding_window
         self.q = make_param(rngs, (D, N, H), ("embed", "q_heads", "head_dim"), pd)
         self.k = make_param(rngs, (D, K, H), ("embed", "kv_heads", "head_dim"), pd)
         self.v = make_param(rngs, (D, K, H), ("embed", "kv_heads", "head_dim"), pd)
@@ -67,12 +75,6 @@ class Attention(nnx.Module):
 
     def attend(self, q_BLNH: jax.Array, k_BSKH: jax.Array, v_BSKH: jax.Array, mask_B1LS: jax.Array) -> jax.Array:
         """Attention of L queries over S keys under `mask_B1LS`, projected back to the model width [B, L, D]."""
-        if self.sliding_window is not None and k_BSKH.shape[1] > self.sliding_window:
-            raise ValueError(
-                f"sliding_window={self.sliding_window} is shorter than the {k_BSKH.shape[1]} keys attended to; "
-                "sliding-window attention is not implemented, so this model only runs on sequences of at most "
-                f"{self.sliding_window} tokens"
-            )
         out_BLNH = jax.nn.dot_product_attention(q_BLNH, k_BSKH, v_BSKH, mask=mask_B1LS)
         out_BLD = jnp.einsum("blnh,nhd->bld", out_BLNH, self.o[...].astype(self.dtype))
         return out_BLD if self.o_bias is None else out_BLD + self.o_bias[...].astype(self.dtype)

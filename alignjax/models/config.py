@@ -130,16 +130,23 @@ def _rope_from_hf(d: dict, source: str) -> RopeConfig:
 
 
 def _sliding_window_from_hf(d: dict, arch: str) -> int | None:
-    """The attention window any layer uses, or None when every layer attends to the full context.
+    """The attention window every layer uses, or None when every layer attends to the full context.
 
     transformers 5 lists `layer_types`; older Qwen configs gate the window with `use_sliding_window` (off by
-    default); Mistral applies `sliding_window` whenever it is set.
+    default); Mistral applies `sliding_window` whenever it is set. Models that mix windowed and full layers are
+    refused rather than run with the wrong attention.
     """
     window = d.get("sliding_window")
     if window is None:
         return None
     if d.get("layer_types") is not None:
-        return window if "sliding_attention" in d["layer_types"] else None
+        kinds = set(d["layer_types"])
+        if kinds == {"sliding_attention", "full_attention"}:
+            raise ConfigError(
+                "layer_types mixes 'sliding_attention' and 'full_attention' layers; alignjax applies one attention "
+                "kind to every layer (set use_sliding_window=false, or make all layers one kind)"
+            )
+        return window if "sliding_attention" in kinds else None
     if arch.startswith("Qwen"):
         return window if d.get("use_sliding_window", False) else None
     return window

@@ -81,7 +81,7 @@ class Transformer(nnx.Module):
         index_BL = jnp.broadcast_to(jnp.arange(L, dtype=jnp.int32), (B, L))
         positions_BL = index_BL if positions_BL is None else positions_BL
         segment_ids_BL = jnp.ones((B, L), jnp.int32) if segment_ids_BL is None else segment_ids_BL
-        mask_B1LL = attention_mask(segment_ids_BL, segment_ids_BL, index_BL, index_BL)
+        mask_B1LL = attention_mask(segment_ids_BL, segment_ids_BL, index_BL, index_BL, cfg.sliding_window)
         inv_freq = inverse_frequencies(cfg.rope, cfg.head_dim)
         x_BLD = jnp.take(self.embed[...], tokens_BL, axis=0).astype(cfg.dtype)
         for block in self.layers:
