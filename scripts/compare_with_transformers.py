@@ -1,6 +1,6 @@
 """Checks that alignjax reads a Hugging Face checkpoint exactly as `transformers` does.
 
-Loads the same directory in both, compares next-token logits on a prompt, decodes greedily with each and
+Loads the same directory in both, compares next-token logits on a prompt, decodes greedily with each (ours: the KV-cache sampler) and
 prints both continuations. Exits non-zero when they disagree, so it doubles as a check for any checkpoint a
 researcher brings. Needs PyTorch (`pip install -e ".[test]"`).
 
@@ -17,7 +17,7 @@ import torch
 import transformers
 
 from alignjax.models import from_pretrained
-from alignjax.models.greedy import greedy_continue
+from alignjax.sampling import GREEDY, generate
 
 
 def main() -> int:
@@ -42,7 +42,8 @@ def main() -> int:
             pad_token_id=tokenizer.pad_token_id or tokenizer.eos_token_id,
         )[0, len(prompt_ids) :].tolist()
     our_logits = np.asarray(ours(jnp.asarray([prompt_ids], jnp.int32)))
-    our_tokens = greedy_continue(ours, [prompt_ids], args.new_tokens, tokenizer.eos_token_id)[0]
+    sample = generate(ours, [prompt_ids], max_new_tokens=args.new_tokens, config=GREEDY, tokenizer=tokenizer)
+    our_tokens = np.asarray(sample.tokens[0, : int(sample.lengths[0])]).tolist()
 
     max_diff = float(np.abs(our_logits - their_logits).max())
     same_tokens = our_tokens == their_tokens

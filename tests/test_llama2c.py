@@ -42,11 +42,8 @@ SENTENCES = [
 
 
 @pytest.fixture(scope="module")
-def hf_dir(tmp_path_factory):
-    """Converts stories260K once for the whole module."""
-    out_dir = tmp_path_factory.mktemp("stories260K")
-    convert_llama2c(str(CHECKPOINT), str(TOKENIZER), str(out_dir))
-    return out_dir
+def hf_dir(stories260k_dir):
+    return stories260k_dir
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,7 @@ from alignjax import losses, sharding
 from alignjax.data import build_sft_data, load_builtin_tokenizer
 from alignjax.models import ModelConfig, RopeConfig, from_pretrained, init_model, save_pretrained
 from alignjax.models.config import dtype_from_name
-from alignjax.models.greedy import greedy_continue
+from alignjax.sampling import GREEDY, generate
 from alignjax.train.checkpoint import Checkpointer, abstract_like
 from alignjax.train.config_checks import check_config, resolve_mesh_shape
 from alignjax.train.metrics import MetricWriter
@@ -97,18 +97,18 @@ def evaluate(eval_fn, params, eval_batches: list[dict], mesh) -> dict[str, float
     return {"loss": total / max(weight, 1.0), "exact_match": float(np.mean(list(matches.values())))}
 
 
-def print_samples(model, tokenizer, eval_batches: list[dict], count: int) -> None:
+def print_samples(model, tokenizer, eval_batches: list[dict], count: int, mesh) -> None:
     """Greedy answers to the first `count` held-out prompts, next to their references."""
     batch = eval_batches[0]
     rows = [r for r in range(len(batch["tokens"])) if batch["example_index"][r] >= 0][:count]
     prompts = [batch["tokens"][r, : int(np.argmax(batch["loss_mask"][r] > 0)) + 1].tolist() for r in rows]
     references = [batch["targets"][r][batch["loss_mask"][r] > 0].tolist() for r in rows]
     budget = max(len(reference) for reference in references) + 4
-    answers = greedy_continue(model, prompts, budget, tokenizer.eos_token_id)
+    answers = generate(model, prompts, max_new_tokens=budget, config=GREEDY, tokenizer=tokenizer, mesh=mesh).texts
     for prompt, answer, reference in zip(prompts, answers, references):
         tqdm.write(
             f"  prompt {tokenizer.decode(prompt, skip_special_tokens=True)!r} -> "
-            f"{tokenizer.decode(answer, skip_special_tokens=True)!r} "
+            f"{answer!r} "
             f"(reference {tokenizer.decode(reference, skip_special_tokens=True)!r})"
         )
 
@@ -175,7 +175,7 @@ def train(config: ConfigDict) -> dict[str, float]:
             save_pretrained(model, os.path.join(workdir, "hf"), tokenizer=tokenizer)
             tqdm.write(f"exported Hugging Face model to {workdir}/hf")
         if t.num_samples and eval_batches:
-            print_samples(model, tokenizer, eval_batches, t.num_samples)
+            print_samples(model, tokenizer, eval_batches, t.num_samples, mesh)
         return final
     finally:
         checkpointer.wait()

@@ -1,0 +1,88 @@
+"""How the next token is chosen from the model's logits: greedy, or sampling with temperature, top-k, top-p, min-p.
+
+The filters run in the order transformers applies them (temperature, top-k, top-p, min-p), each one removing
+tokens by setting their logit to -inf, so the sampling distribution is the model's softmax renormalised over the
+kept set. Ties at a threshold are kept, so a filter may keep a few more than k tokens but never drops one that
+belongs in its set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+
+
+@dataclasses.dataclass(frozen=True)
+class SamplingConfig:
+    """A decoding strategy. Frozen and hashable: it is a static argument of the compiled decoder.
+
+    Attributes:
+      temperature: 0 for greedy decoding (argmax); otherwise logits are divided by it before sampling.
+      top_k: keep the k most likely tokens (0: off).
+      top_p: keep the smallest set of most likely tokens whose probability reaches p (1.0: off).
+      min_p: keep tokens at least min_p times as likely as the most likely one (0.0: off).
+    """
+
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    min_p: float = 0.0
+
+    def __post_init__(self):
+        if self.temperature < 0:
+            raise ValueError(f"temperature must be >= 0 (0 is greedy), got {self.temperature}")
+        if self.top_k < 0:
+            raise ValueError(f"top_k must be >= 0 (0 disables it), got {self.top_k}")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ValueError(f"top_p must be in (0, 1] (1 disables it), got {self.top_p}")
+        if not 0.0 <= self.min_p <= 1.0:
+            raise ValueError(f"min_p must be in [0, 1] (0 disables it), got {self.min_p}")
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+def filtered_logits(logits_BV: jax.Array, config: SamplingConfig) -> jax.Array:
+    """The logits of the sampling distribution: tempered, with the tokens outside every filter set to -inf."""
+    logits_BV = logits_BV.astype(jnp.float32) / config.temperature
+    if config.top_k > 0 and config.top_k < logits_BV.shape[-1]:
+        kth_largest_B1 = jax.lax.top_k(logits_BV, config.top_k)[0][..., -1:]
+        logits_BV = jnp.where(logits_BV >= kth_largest_B1, logits_BV, -jnp.inf)
+    if config.top_p < 1.0:
+        logits_BV = _top_p(logits_BV, config.top_p)
+    if config.min_p > 0.0:
+        logprobs_BV = jax.nn.log_softmax(logits_BV)
+        threshold_B1 = jnp.max(logprobs_BV, axis=-1, keepdims=True) + jnp.log(config.min_p)
+        logits_BV = jnp.where(logprobs_BV >= threshold_B1, logits_BV, -jnp.inf)
+    return logits_BV
+
+
+def _top_p(logits_BV: jax.Array, top_p: float) -> jax.Array:
+    """Keeps the most likely tokens until their mass reaches `top_p` (the token that crosses it included)."""
+    probs_BV = jax.nn.softmax(logits_BV)
+    descending_BV = -jnp.sort(-probs_BV, axis=-1)
+    mass_before_BV = jnp.cumsum(descending_BV, axis=-1) - descending_BV
+    kept_count_B1 = jnp.sum(mass_before_BV < top_p, axis=-1, keepdims=True)
+    smallest_kept_B1 = jnp.take_along_axis(descending_BV, kept_count_B1 - 1, axis=-1)
+    return jnp.where(probs_BV >= smallest_kept_B1, logits_BV, -jnp.inf)
+
+
+def choose_tokens(keys_B: jax.Array, logits_BV: jax.Array, config: SamplingConfig) -> tuple[jax.Array, jax.Array]:
+    """The next token of each row and its log-probability under the sampling distribution.
+
+    Args:
+      keys_B: one PRNG key per row, so a row's draw does not depend on the other rows of the batch.
+      logits_BV: the model's next-token logits.
+
+    Returns:
+      tokens_B (int32) and sampling_logprobs_B (0 for greedy decoding, whose distribution is a point mass).
+    """
+    if config.greedy:
+        return jnp.argmax(logits_BV, axis=-1).astype(jnp.int32), jnp.zeros(logits_BV.shape[:1], jnp.float32)
+    filtered_BV = filtered_logits(logits_BV, config)
+    tokens_B = jax.vmap(jax.random.categorical)(keys_B, filtered_BV).astype(jnp.int32)
+    logprobs_BV = jax.nn.log_softmax(filtered_BV)
+    return tokens_B, jnp.take_along_axis(logprobs_BV, tokens_B[:, None], axis=-1)[:, 0]
