@@ -271,3 +271,14 @@ def test_bad_input_is_named(llama, kwargs, error, message):
 def test_bad_sampling_config(field, value, message):
     with pytest.raises(ValueError, match=message):
         SamplingConfig(**{field: value})
+
+
+def test_single_query_attention_equals_dot_product_attention():
+    """The decode-step attention path (one query) computes what jax.nn.dot_product_attention does."""
+    from alignjax.models.attention import _single_query_attention
+
+    B, S, N, K, H = 3, 17, 8, 2, 16
+    q, k, v = (jax.random.normal(jax.random.key(i), shape) for i, shape in enumerate([(B, 1, N, H), (B, S, K, H), (B, S, K, H)]))
+    mask = jax.random.bernoulli(jax.random.key(3), 0.6, (B, 1, 1, S)).at[:, :, :, 0].set(True)
+    expected = jax.nn.dot_product_attention(q, k, v, mask=mask)
+    np.testing.assert_allclose(np.asarray(_single_query_attention(q, k, v, mask)), np.asarray(expected), atol=1e-5)
