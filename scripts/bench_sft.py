@@ -35,48 +35,33 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 
 import numpy as np
+from bench_common import (
+    DATA_SEED,
+    LLAMAS,
+    add_worker_arguments,
+    cpu_s,
+    jax_environment,
+    load_json,
+    peak_rss_mib,
+    prepare_workdir,
+    run_alternating,
+    save_json,
+    save_llama,
+    torch_environment,
+    torch_sync,
+)
 
-# Model shapes. `vocab=None`: the toy tokenizer's size (the default experiment's model), 96 if it is unavailable.
+# The model shapes (`bench_common.LLAMAS`) with each one's default training shape.
 MODELS = {
-    "tiny": dict(
-        vocab=None, hidden=64, intermediate=176, layers=2, heads=4, kv_heads=2, tied=True, seq_len=32, batch=32,
-        steps=200,
-    ),
-    "25m": dict(
-        vocab=8000, hidden=512, intermediate=1376, layers=6, heads=8, kv_heads=4, tied=False, seq_len=256, batch=8,
-        steps=12,
-    ),
+    "tiny": dict(LLAMAS["tiny"], seq_len=32, batch=32, steps=200),
+    "25m": dict(LLAMAS["25m"], seq_len=256, batch=8, steps=12),
 }
 FRAMEWORKS = ("alignjax", "trl")
-DATA_SEED = 1234
-TORCH_SEED = 0
-
-
-def _peak_rss_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
-
-
-def _cpu_s() -> float:
-    """CPU seconds (user + system) this process has used, all threads together."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _toy_vocab_size() -> int:
-    try:
-        from alignjax.data.builtin import toy_instructions
-
-        return len(toy_instructions.tokenizer())
-    except Exception:  # the data package is optional here; any small vocabulary exercises the same code
-        return 96
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -85,32 +70,12 @@ def _toy_vocab_size() -> int:
 
 def prepare(workdir: str, name: str, spec: dict, args) -> dict:
     """Writes the model (HF format), the token ids and the run's settings into `workdir`; returns the settings."""
-    import torch
-    import transformers
-
-    vocab = spec["vocab"] or _toy_vocab_size()
     batch, seq_len = args.batch_size or spec["batch"], args.seq_len or spec["seq_len"]
     steps = args.steps or spec["steps"]
     if not 0 < args.warmup < steps:
         raise SystemExit(f"need 0 < --warmup ({args.warmup}) < --steps ({steps})")
-    config = transformers.LlamaConfig(
-        vocab_size=vocab,
-        hidden_size=spec["hidden"],
-        intermediate_size=spec["intermediate"],
-        num_hidden_layers=spec["layers"],
-        num_attention_heads=spec["heads"],
-        num_key_value_heads=spec["kv_heads"],
-        max_position_embeddings=max(seq_len, 2048),
-        rms_norm_eps=1e-6,
-        rope_theta=10000.0,
-        tie_word_embeddings=spec["tied"],
-        bos_token_id=None,
-        eos_token_id=1,
-        pad_token_id=0,
-    )
-    torch.manual_seed(TORCH_SEED)
-    model = transformers.LlamaForCausalLM(config)
-    model.save_pretrained(os.path.join(workdir, "model"))
+    model = save_llama(os.path.join(workdir, "model"), spec, max_positions=max(seq_len, 2048))
+    vocab = model.config.vocab_size
     n_params = sum(p.numel() for p in model.parameters())  # a tied embedding counts once
     n_matmul = n_params - (0 if spec["tied"] else vocab * spec["hidden"])  # the input lookup does no matmul
     head_dim = spec["hidden"] // spec["heads"]
@@ -136,19 +101,8 @@ def prepare(workdir: str, name: str, spec: dict, args) -> dict:
         flop_per_token_attn=6 * n_matmul + 12 * spec["layers"] * spec["heads"] * head_dim * seq_len,
         peak_flops=args.peak_flops,
     )
-    with open(os.path.join(workdir, "settings.json"), "w") as f:
-        json.dump(settings, f)
+    save_json(workdir, "settings.json", settings)
     return settings
-
-
-def run_worker(framework: str, workdir: str) -> dict:
-    """Runs one framework in a fresh process; its last stdout line is its JSON record."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--_worker", framework, "--_workdir", workdir]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (framework chatter) passes through
-    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        raise SystemExit(f"{framework} worker failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
-    return json.loads(lines[-1])
 
 
 def ratio_record(ours: dict, theirs: dict) -> dict:
@@ -192,7 +146,7 @@ def _record(framework: str, settings: dict, begins, ends, cpu_at_ends, losses, e
         # competing for the CPU (`loadavg_1m` counts this run's own threads too).
         "cpu_util_cores": round((cpu_at_ends[-1] - cpu_at_ends[w - 1]) / wall_s, 2),
         "loadavg_1m": round(os.getloadavg()[0], 2),
-        "peak_rss_mib": round(_peak_rss_mib(), 1),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
         "flop_per_s": round(settings["flop_per_token"] * tokens_per_s, -6),
         "flop_per_s_attn": round(settings["flop_per_token_attn"] * tokens_per_s, -6),
         "loss_first": losses[0],
@@ -222,7 +176,6 @@ def _batches_np(ids: np.ndarray, batch: int):
 
 
 def worker_alignjax(workdir: str, settings: dict) -> dict:
-    import flax
     import jax
     from flax import nnx
 
@@ -233,7 +186,7 @@ def worker_alignjax(workdir: str, settings: dict) -> dict:
     from alignjax.train.state import create_train_state, train_state_shardings
     from alignjax.train.step import batch_sharding, jit_train_step
 
-    import_rss = _peak_rss_mib()
+    import_rss = peak_rss_mib()
     t0 = time.perf_counter()
     mesh = sharding.make_mesh(1, 1, 1, devices=jax.devices()[:1])
     model = from_pretrained(os.path.join(workdir, "model"), mesh=mesh)
@@ -264,18 +217,14 @@ def worker_alignjax(workdir: str, settings: dict) -> dict:
         state, metrics = step_fn(state, put(batch_np))
         jax.block_until_ready((state, metrics))
         ends.append(time.perf_counter())
-        cpu.append(_cpu_s())
+        cpu.append(cpu_s())
         metrics_list.append(metrics["loss"])
     step_losses = [float(x) for x in jax.device_get(metrics_list)]
-    device = jax.devices()[0]
     extra = {
         "setup_s": round(setup_s, 3),
         "compile_s": round(compile_s, 3),
         "import_rss_mib": round(import_rss, 1),
-        "device": f"{device.platform}:{device.device_kind}",
-        "threads": f"XLA CPU intra-op pool = all {len(os.sched_getaffinity(0))} cores; "
-        f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}",
-        "versions": f"jax {jax.__version__}, flax {flax.__version__}",
+        **jax_environment(),
     }
     return _record("alignjax", settings, begins, ends, cpu, step_losses, extra)
 
@@ -288,7 +237,7 @@ def worker_trl(workdir: str, settings: dict) -> dict:
     import trl
 
     torch.set_num_threads(settings["threads"])
-    import_rss = _peak_rss_mib()
+    import_rss = peak_rss_mib()
     t0 = time.perf_counter()
     # TRL wants a tokenizer (pad / eos ids only, since the data are token ids): one word per id.
     vocab = {"<pad>": 0, "<eos>": 1, **{f"t{i}": i for i in range(2, settings["vocab"])}}
@@ -338,10 +287,9 @@ def worker_trl(workdir: str, settings: dict) -> dict:
             self.begins.append(time.perf_counter())
 
         def on_step_end(self, args, state, control, **kwargs):
-            if torch.cuda.is_available():
-                torch.cuda.synchronize()
+            torch_sync()
             self.ends.append(time.perf_counter())
-            self.cpu.append(_cpu_s())
+            self.cpu.append(cpu_s())
 
     class RecordingSFTTrainer(trl.SFTTrainer):
         """Keeps each step's loss tensor (no extra host sync: converted after training)."""
@@ -366,10 +314,7 @@ def worker_trl(workdir: str, settings: dict) -> dict:
         "setup_s": round(setup_s, 3),
         "compile_s": 0.0,
         "import_rss_mib": round(import_rss, 1),
-        "device": "cpu" if use_cpu else f"cuda:{torch.cuda.get_device_name()}",
-        "threads": f"torch intra-op {torch.get_num_threads()}, inter-op {torch.get_num_interop_threads()}",
-        "versions": f"torch {torch.__version__}, transformers {transformers.__version__}, trl {trl.__version__}, "
-        f"optim {config.optim}, attn {model.config._attn_implementation}",
+        **torch_environment(model, f"trl {trl.__version__}", f"optim {config.optim}"),
     }
     return _record("trl", settings, timer.begins, timer.ends, timer.cpu, step_losses, extra)
 
@@ -382,23 +327,18 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3, help="first steps left out of the steady state")
     parser.add_argument("--batch-size", type=int, default=0, help="rows per step (0: the model's default)")
     parser.add_argument("--seq-len", type=int, default=0, help="tokens per row (0: the model's default)")
-    parser.add_argument("--repeats", type=int, default=1, help="runs per framework, alternating; the ratio uses "
-                        "each framework's best (fastest) run, the usual way to see through a busy machine")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for TRL")
     parser.add_argument("--peak-flops", type=float, default=0.0, help="device peak FLOP/s; when given, prints MFU")
-    parser.add_argument("--_worker", choices=("prepare",) + FRAMEWORKS, help=argparse.SUPPRESS)
-    parser.add_argument("--_workdir", help=argparse.SUPPRESS)
+    add_worker_arguments(parser, FRAMEWORKS)
     args = parser.parse_args()
 
     if args._worker:
         if args._worker == "prepare":
-            with open(os.path.join(args._workdir, "args.json")) as f:
-                saved = argparse.Namespace(**json.load(f))
+            saved = argparse.Namespace(**load_json(args._workdir, "args.json"))
             print(json.dumps(prepare(args._workdir, saved.model, MODELS[saved.model], saved)), flush=True)
             return
-        with open(os.path.join(args._workdir, "settings.json")) as f:
-            settings = json.load(f)
+        settings = load_json(args._workdir, "settings.json")
         worker = worker_alignjax if args._worker == "alignjax" else worker_trl
         print(json.dumps(worker(args._workdir, settings)), flush=True)
         return
@@ -410,18 +350,8 @@ def main() -> None:
         if not 0 < args.warmup < (args.steps or MODELS[name]["steps"]):
             raise SystemExit(f"need 0 < --warmup ({args.warmup}) < --steps ({args.steps or MODELS[name]['steps']})")
         with tempfile.TemporaryDirectory(prefix=f"bench_sft_{name}_") as workdir:
-            # Built in a subprocess too: a child's ru_maxrss starts from its parent's RSS at spawn (Linux keeps the
-            # high-water mark across fork + exec), so this process stays small and imports neither torch nor jax.
-            with open(os.path.join(workdir, "args.json"), "w") as f:
-                json.dump(dict(vars(args), model=name), f)
-            run_worker("prepare", workdir)
-            best = {}
-            for repeat in range(args.repeats):  # alternating, so drift and neighbours hit both alike
-                for framework in frameworks:
-                    record = {"repeat": repeat, **run_worker(framework, workdir)}
-                    print(json.dumps(record), flush=True)
-                    if framework not in best or record["tokens_per_s"] > best[framework]["tokens_per_s"]:
-                        best[framework] = record
+            prepare_workdir(__file__, workdir, dict(vars(args), model=name))
+            best = run_alternating(__file__, frameworks, args.repeats, workdir, key=lambda record: record["framework"])
             if len(best) == 2:
                 print(json.dumps({**ratio_record(best["alignjax"], best["trl"]), "of": f"best of {args.repeats}"}))
 
