@@ -18,6 +18,8 @@ import jax
 import numpy as np
 import transformers
 
+from alignjax.data import DataError
+from alignjax.data.tokenization import encode_chat_prompt
 from alignjax.models import from_pretrained
 from alignjax.sampling import SamplingConfig, generate
 from alignjax.sampling.generate import continuation_text
@@ -65,18 +67,21 @@ def main(argv=None) -> int:
     config = SamplingConfig(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, min_p=args.min_p)
     tokenizer = transformers.AutoTokenizer.from_pretrained(args.model)
     model = from_pretrained(args.model, dtype=args.dtype)
-    prompts = [tokenizer(p)["input_ids"] for p in args.prompt]
     if args.chat:
-        prompts = [
-            tokenizer(
-                tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False),
-                add_special_tokens=False,
-            )["input_ids"]
-            for p in prompts
-        ]
+        try:
+            prompts = [
+                encode_chat_prompt([{"role": "user", "content": p}], tokenizer, where=f"--prompt {i}")
+                for i, p in enumerate(args.prompt)
+            ]
+        except DataError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+    else:
+        prompts = [tokenizer(p)["input_ids"] for p in args.prompt]
+    separator = "\n" if args.chat else ""  # a chat answer starts on its own line; a continuation runs on
     streaming = len(prompts) == 1 and args.num_samples == 1
     if streaming:
-        print(tokenizer.decode(prompts[0], skip_special_tokens=True), end="", flush=True)
+        print(tokenizer.decode(prompts[0], skip_special_tokens=True), end=separator, flush=True)
     started = time.perf_counter()
     out = generate(
         model, prompts, rng=args.seed, max_new_tokens=args.max_new_tokens, config=config,
@@ -89,7 +94,7 @@ def main(argv=None) -> int:
     else:
         for row, text in enumerate(out.texts):
             prompt_text = tokenizer.decode(prompts[out.prompt_index[row]], skip_special_tokens=True)
-            print(f"--- prompt {out.prompt_index[row]}, sample {row % args.num_samples}\n{prompt_text}{text}")
+            print(f"--- prompt {out.prompt_index[row]}, sample {row % args.num_samples}\n{prompt_text}{separator}{text}")
     total = int(lengths.sum())
     print(f"[{total} tokens in {seconds:.2f}s, {total / seconds:.1f} tokens/s, compile included]", file=sys.stderr)
     return 0

@@ -163,6 +163,17 @@ def encode_chat(messages: list[dict[str, str]], tokenizer: PreTrainedTokenizerBa
     return result
 
 
+def encode_chat_prompt(messages: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase, where: str) -> list[int]:
+    """The token ids of `messages` followed by the assistant's opening, ready for the model to answer.
+
+    Rendered with the chat template and tokenised without adding special tokens, as
+    `apply_chat_template(add_generation_prompt=True, tokenize=True)` does; `where` names the source in errors.
+    """
+    check_chat_template(tokenizer)
+    text = _render(tokenizer, messages, add_generation_prompt=True, where=where)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
 def truncate(example: TokenizedExample, seq_len: int) -> TokenizedExample | None:
     """Cuts an example to its first `seq_len` tokens, keeping the prompt's start and losing the end.
 
