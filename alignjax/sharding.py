@@ -75,6 +75,16 @@ def logical_sharding(logical_axes: Sequence[str | None], shape: Sequence[int], m
     return NamedSharding(mesh, logical_to_spec(logical_axes, shape, mesh))
 
 
+def batch_sharding(mesh) -> NamedSharding:
+    """Batch arrays split their rows over the data-parallel axes (`data` x `fsdp`); other dimensions unsplit."""
+    return NamedSharding(mesh, PartitionSpec(LOGICAL_AXIS_RULES["batch"]))
+
+
+def data_parallel_size(mesh) -> int:
+    """How many ways a batch is split: the product of the mesh axes the `batch` rule names."""
+    return math.prod(mesh.shape[axis] for axis in LOGICAL_AXIS_RULES["batch"])
+
+
 def put_sharded(array: np.ndarray, sharding: jax.sharding.Sharding, dtype=None) -> jax.Array:
     """Places a host array (possibly memory-mapped) onto `sharding`, reading and casting only each device's slice."""
     return jax.make_array_from_callback(array.shape, sharding, lambda index: np.asarray(array[index], dtype=dtype))

@@ -184,7 +184,7 @@ def worker_alignjax(workdir: str, settings: dict) -> dict:
     from alignjax.train.defaults import base_config
     from alignjax.train.optimizer import make_optimizer
     from alignjax.train.state import create_train_state, train_state_shardings
-    from alignjax.train.step import batch_sharding, jit_train_step
+    from alignjax.train.step import jit_train_step
 
     import_rss = peak_rss_mib()
     t0 = time.perf_counter()
@@ -198,7 +198,7 @@ def worker_alignjax(workdir: str, settings: dict) -> dict:
     state = create_train_state(params, optimizer, seed=0, shardings=shardings)
     del model, params
     step_fn = jit_train_step(graphdef, losses.get("sft"), optimizer, schedule, 1, shardings, mesh)
-    placement = batch_sharding(mesh)
+    placement = sharding.batch_sharding(mesh)
 
     def put(batch_np):
         return {k: sharding.put_sharded(v, placement) for k, v in batch_np.items()}

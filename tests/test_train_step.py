@@ -42,7 +42,7 @@ def _run(mesh_shape=(1, 1, 1), grad_accum=1, steps=4, model_cfg=MODEL, vary_batc
     step_fn = step_module.jit_train_step(
         graphdef, losses.get("sft"), optimizer, schedule, grad_accum, shardings, mesh
     )
-    placement = step_module.batch_sharding(mesh)
+    placement = sharding.batch_sharding(mesh)
     history = []
     for i in range(steps):
         batch = {k: sharding.put_sharded(v, placement) for k, v in _batch(seed=i if vary_batches else 0).items()}

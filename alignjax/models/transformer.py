@@ -83,13 +83,17 @@ class Transformer(nnx.Module):
         segment_ids_BL = jnp.ones((B, L), jnp.int32) if segment_ids_BL is None else segment_ids_BL
         mask_B1LL = attention_mask(segment_ids_BL, segment_ids_BL, index_BL, index_BL, cfg.sliding_window)
         inv_freq = inverse_frequencies(cfg.rope, cfg.head_dim)
-        x_BLD = jnp.take(self.embed[...], tokens_BL, axis=0).astype(cfg.dtype)
+        x_BLD = self.embed_tokens(tokens_BL)
         for block in self.layers:
             if cfg.remat:
                 x_BLD = _rematerialized(block, x_BLD, positions_BL, mask_B1LL, inv_freq)
             else:
                 x_BLD = block(x_BLD, positions_BL, mask_B1LL, inv_freq)
         return self.final_norm(x_BLD)
+
+    def embed_tokens(self, tokens_BL: jax.Array) -> jax.Array:
+        """The input embeddings [B, L, D] of token ids, in the compute dtype."""
+        return jnp.take(self.embed[...], tokens_BL, axis=0).astype(self.config.dtype)
 
     def logits(self, h_BLD: jax.Array) -> jax.Array:
         """Projects hidden states onto the vocabulary (the tied embedding when there is no separate head)."""

@@ -108,7 +108,6 @@ def decode(
         lengths_N=jnp.zeros((N,), jnp.int32),
     )
     end = jax.lax.while_loop(still_going, step, start)
-    last_N = jnp.take_along_axis(end["tokens_NT"], jnp.maximum(end["lengths_N"] - 1, 0)[:, None], axis=1)[:, 0]
-    stopped_N = (end["lengths_N"] > 0) & jnp.any(last_N[:, None] == stop_tokens_NM, axis=-1)
+    stopped_N = end["done_N"] & jnp.repeat(row_live_B, num_samples)  # live rows are done only by a stop token
     keep = ("tokens_NT", "logprobs_NT", "sampling_logprobs_NT", "lengths_N")
     return {**{name: end[name] for name in keep}, "stopped_N": stopped_N}

@@ -99,13 +99,12 @@ def generate(
             f"max_position_embeddings={cfg.max_position_embeddings}; positions beyond it were never trained",
             stacklevel=2,
         )
-    data_parallel = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
+    data_parallel = 1 if mesh is None else sharding.data_parallel_size(mesh)
     batch = _batch_bucket(len(token_lists), data_parallel)
     length = length_bucket * math.ceil(longest / length_bucket)
     prompts_BP = np.full((batch, length), pad_id, np.int32)
     prompt_real_BP = np.zeros((batch, length), bool)
-    prompts_BP[len(token_lists) :, -1] = pad_id  # filler rows: one real token, so no row is empty
-    prompt_real_BP[len(token_lists) :, -1] = True
+    prompt_real_BP[len(token_lists) :, -1] = True  # filler rows: one real (pad) token, so no row is empty
     for row, tokens in enumerate(token_lists):
         prompts_BP[row, length - len(tokens) :] = tokens
         prompt_real_BP[row, length - len(tokens) :] = True
@@ -115,7 +114,7 @@ def generate(
     row_live_B = np.arange(batch) < len(token_lists)
     inputs = [prompts_BP, prompt_real_BP, row_live_B, stop_tokens_BM]
     if mesh is not None:
-        inputs = [_put_batch_sharded(x, mesh) for x in inputs]
+        inputs = [sharding.put_sharded(x, sharding.batch_sharding(mesh)) for x in inputs]
     out = decode(
         graphdef,
         own_params if params is None else params,
@@ -213,7 +212,3 @@ def _batch_bucket(rows: int, data_parallel: int) -> int:
     power = 1 << (rows - 1).bit_length()
     return data_parallel * math.ceil(power / data_parallel)
 
-
-def _put_batch_sharded(x: np.ndarray, mesh) -> jax.Array:
-    spec = sharding.logical_to_spec(("batch",) + (None,) * (x.ndim - 1), x.shape, mesh)
-    return sharding.put_sharded(x, jax.sharding.NamedSharding(mesh, spec))

@@ -92,7 +92,7 @@ def forward_with_cache(
         real_BT.astype(jnp.int32), filled_BS[:, :visible].astype(jnp.int32), q_slots_BT, slots_BS, cfg.sliding_window
     )
     inv_freq = inverse_frequencies(cfg.rope, cfg.head_dim)
-    x_BTD = jnp.take(model.embed[...], tokens_BT, axis=0).astype(cfg.dtype)
+    x_BTD = model.embed_tokens(tokens_BT)
     keys, values = [], []
     for block, cached_k, cached_v in zip(model.layers, cache.keys, cache.values):
         q_BTNH, k_BTKH, v_BTKH = block.attn.project_qkv(block.attn_norm(x_BTD), positions_BT, inv_freq)

@@ -27,7 +27,7 @@ from alignjax.train.config_checks import check_config, resolve_mesh_shape
 from alignjax.train.metrics import MetricWriter
 from alignjax.train.optimizer import make_optimizer
 from alignjax.train.state import create_train_state, train_state_shardings
-from alignjax.train.step import BATCH_KEYS_BL, batch_sharding, jit_eval_step, jit_train_step
+from alignjax.train.step import BATCH_KEYS_BL, jit_eval_step, jit_train_step
 
 
 class _StopOnSigterm:
@@ -80,7 +80,7 @@ def _model(config: ConfigDict, vocab_size: int, mesh):
 
 def put_batch(batch: dict, mesh) -> dict:
     """The global batch onto the mesh; each process supplies only the rows its devices hold."""
-    placement = batch_sharding(mesh)
+    placement = sharding.batch_sharding(mesh)
     return {k: sharding.put_sharded(batch[k], placement) for k in BATCH_KEYS_BL}
 
 

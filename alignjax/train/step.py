@@ -107,11 +107,6 @@ def eval_step(params: nnx.State, batch: dict, *, graphdef: nnx.GraphDef, loss_fn
     return {"total": out.total, "weight": out.weight, "exact_match_B": has_loss_B & ~jnp.any(wrong_BL, axis=-1)}
 
 
-def batch_sharding(mesh) -> NamedSharding:
-    """Batches split their rows over the data-parallel axes (`data` x `fsdp`), lengths unsplit."""
-    return NamedSharding(mesh, PartitionSpec(sharding.LOGICAL_AXIS_RULES["batch"], None))
-
-
 def jit_train_step(graphdef, loss_fn, optimizer, schedule, grad_accum, state_shardings, mesh):
     """`train_step` compiled with explicit shardings; the incoming state's buffers are donated."""
     step = functools.partial(
@@ -120,7 +115,7 @@ def jit_train_step(graphdef, loss_fn, optimizer, schedule, grad_accum, state_sha
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         step,
-        in_shardings=(state_shardings, batch_sharding(mesh)),
+        in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
         out_shardings=(state_shardings, replicated),
         donate_argnames="state",
     )
@@ -130,4 +125,4 @@ def jit_eval_step(graphdef, loss_fn, params_shardings, mesh):
     """`eval_step` compiled for the mesh; results are replicated so that every process can read them."""
     step = functools.partial(eval_step, graphdef=graphdef, loss_fn=loss_fn)
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jax.jit(step, in_shardings=(params_shardings, batch_sharding(mesh)), out_shardings=replicated)
+    return jax.jit(step, in_shardings=(params_shardings, sharding.batch_sharding(mesh)), out_shardings=replicated)
