@@ -36,10 +36,20 @@ ARCHITECTURES = {
 
 def make_hf_model(kind: str, seed: int = 0, **overrides):
     """A random `transformers` causal LM of architecture `kind` (a key of ARCHITECTURES), in eval mode."""
+    return _random_model(transformers.AutoModelForCausalLM, kind, seed, overrides)
+
+
+def make_hf_reward_model(kind: str, seed: int = 0, pad_token_id: int = 0, **overrides):
+    """A random `*ForSequenceClassification` of architecture `kind`, one label (a reward model) unless overridden."""
+    overrides = {"num_labels": 1, "pad_token_id": pad_token_id, **overrides}
+    return _random_model(transformers.AutoModelForSequenceClassification, kind, seed, overrides)
+
+
+def _random_model(auto_class, kind: str, seed: int, overrides: dict):
     config_cls, extra = ARCHITECTURES[kind]
     config = config_cls(**{**_BASE, **extra, **overrides})
     torch.manual_seed(seed)
-    model = transformers.AutoModelForCausalLM.from_config(config).eval()
+    model = auto_class.from_config(config).eval()
     with torch.no_grad():
         for name, p in model.named_parameters():
             if name.endswith("norm.weight"):
@@ -63,6 +73,15 @@ def hf_logits(model, ids_BL: np.ndarray, mask_BL: np.ndarray | None = None) -> n
             attention_mask=None if mask_BL is None else torch.tensor(mask_BL, dtype=torch.long),
         )
     return out.logits.float().numpy()
+
+
+def hf_rewards(model, ids_BL: np.ndarray, mask_BL: np.ndarray) -> np.ndarray:
+    """A `*ForSequenceClassification`'s one output per row, [B]: its score at the rightmost non-pad token."""
+    with torch.no_grad():
+        out = model(
+            input_ids=torch.tensor(ids_BL, dtype=torch.long), attention_mask=torch.tensor(mask_BL, dtype=torch.long)
+        )
+    return out.logits[:, 0].float().numpy()
 
 
 def random_batch(vocab_size: int, batch: int = 3, length: int = 16, seed: int = 0):

@@ -60,15 +60,24 @@ def _losses(workdir):
     return losses
 
 
+@pytest.fixture(scope="module")
+def previous_stages(tmp_path_factory):
+    """One directory for the earlier stages of all experiments: a stage shared by several trains once."""
+    return tmp_path_factory.mktemp("previous_stages")
+
+
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
-def test_every_experiment_runs_its_smallest_variant(path, tmp_path):
+def test_every_experiment_runs_its_smallest_variant(path, tmp_path, previous_stages):
     module = _load_experiment(path)
     assert module.__doc__ and "python -m alignjax.train" in module.__doc__
     config = module.get_config("smoke")
     config.train.workdir = str(tmp_path)
     config.mesh.data = 1
     config.mesh.fsdp = jax.device_count()
-    loop_module.train(config)
+    if "previous_stage" in config:  # the earlier stage trains first, unless another experiment trained it
+        previous = config.previous_stage
+        previous.train.workdir = str(previous_stages / os.path.basename(previous.train.workdir))
+    loop_module.run(config)
     assert _losses(str(tmp_path))
     assert os.path.exists(tmp_path / "hf" / "config.json")
 
@@ -93,7 +102,7 @@ def test_one_trace_and_host_syncs_only_when_logging(tmp_path, monkeypatch):
     with jax.transfer_guard_device_to_host("disallow"):  # no implicit device-to-host copies anywhere
         loop_module.train(config)
     assert len(traces) == 1
-    eval_batches = len(loop_module.build_sft_data(config.data, None)[1])
+    eval_batches = len(loop_module.build_data(config.data, None)[1])
     assert len(fetches) == 9 // 3 + eval_batches  # three logging steps, then the final evaluation
 
 

@@ -40,13 +40,13 @@ def _run(mesh_shape=(1, 1, 1), grad_accum=1, steps=4, model_cfg=MODEL, vary_batc
     shardings = train_state_shardings(params, optimizer, mesh)
     state = create_train_state(params, optimizer, 0, shardings)
     step_fn = step_module.jit_train_step(
-        graphdef, losses.get("sft"), optimizer, schedule, grad_accum, shardings, mesh
+        graphdef, losses.objective("sft"), losses.get("sft"), optimizer, schedule, grad_accum, shardings, mesh
     )
     placement = sharding.batch_sharding(mesh)
     history = []
     for i in range(steps):
         batch = {k: sharding.put_sharded(v, placement) for k, v in _batch(seed=i if vary_batches else 0).items()}
-        state, metrics = step_fn(state, batch)
+        state, metrics = step_fn(state, batch, None)
         history.append(jax.device_get(metrics))
     return history, state
 
@@ -71,7 +71,7 @@ def test_loss_decreases_and_metrics_are_complete():
     history, state = _run(steps=6, vary_batches=False)
     assert int(state.step) == 6
     assert history[-1]["loss"] < history[0]["loss"]
-    assert set(history[0]) == {"loss", "grad_norm", "learning_rate", "loss_tokens", "token_accuracy"}
+    assert set(history[0]) == {"loss", "grad_norm", "learning_rate", "loss_weight", "token_accuracy"}
 
 
 def test_bfloat16_compute_with_remat_trains():

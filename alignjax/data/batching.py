@@ -7,54 +7,77 @@ dropped and every epoch holds every example exactly once. The stream's whole sta
 epoch): `state()` returns it and `restore()` jumps back to it by recomputing that epoch's rows from the seed,
 so a resumed run sees exactly the batches an uninterrupted one would have.
 
-Batch arrays are those of `packing.layout_rows`, all [batch_size, seq_len]; eval batches add `example_index`.
+What a row holds and how it becomes arrays is the layout's business: by default `packing.layout_rows`, whose
+arrays are all [batch_size, seq_len], over SFT examples; preference data pass `preference_batching`'s layout,
+[batch_size, K, seq_len], over preference examples (never packed). Eval batches add `example_index`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
 from alignjax.data.errors import DataError
 from alignjax.data.packing import first_fit, layout_rows
-from alignjax.data.tokenization import TokenizedExample
 
 _STATE_KEYS = ("epoch", "position", "seed", "fingerprint")
 
+# layout(rows, examples, seq_len, pad_id) -> batch arrays; rows are lists of indices into examples, [] for filler.
+Layout = Callable[[Sequence[Sequence[int]], Sequence[Any], int, int], dict[str, np.ndarray]]
 
-def _fingerprint(examples: Sequence[TokenizedExample], seq_len: int, pack: bool) -> str:
-    """A short digest of everything that decides the rows, so a state cannot be restored onto other data."""
+
+def _fingerprint(examples: Sequence[Any], seq_len: int, pack: bool) -> str:
+    """A short digest of everything that decides the rows, so a state cannot be restored onto other data.
+
+    Examples are dataclasses (`TokenizedExample`, `PreferenceTokens`); every field goes into the digest.
+    """
     digest = hashlib.sha256(f"{seq_len}/{pack}/{len(examples)}".encode())
     for example in examples:
-        digest.update(np.int64(len(example)).tobytes())
-        digest.update(example.tokens_L.tobytes())
-        digest.update(example.assistant_L.tobytes())
+        for field in dataclasses.fields(example):
+            _digest_value(digest, getattr(example, field.name))
     return digest.hexdigest()[:16]
+
+
+def _digest_value(digest, value: Any) -> None:
+    if isinstance(value, np.ndarray):
+        digest.update(f"{value.dtype}{value.shape}".encode())
+        digest.update(value.tobytes())
+    elif isinstance(value, (tuple, list)):
+        digest.update(f"[{len(value)}]".encode())
+        for item in value:
+            _digest_value(digest, item)
+    else:
+        digest.update(repr(value).encode())
 
 
 class BatchIterator:
     """An endless, deterministic, resumable iterator of training batches (dicts of numpy arrays).
 
     Attributes:
-        examples: the tokenised training examples, each at most `seq_len` tokens.
+        examples: the tokenised training examples, each fitting a row of `seq_len` tokens.
         seq_len: tokens per row.
         batch_size: rows per batch (the global batch).
-        pack: whether rows hold several examples.
+        pack: whether rows hold several examples (first-fit by `len(example)`).
         seed: the seed of the per-epoch shuffles.
         pad_id: token id written on padding.
+        layout: turns a batch's rows into its arrays; `packing.layout_rows` (SFT) unless given. It must be decided
+            by the examples, which the state's fingerprint covers.
     """
 
     def __init__(
         self,
-        examples: Sequence[TokenizedExample],
+        examples: Sequence[Any],
         *,
         seq_len: int,
         batch_size: int,
         pack: bool,
         seed: int,
         pad_id: int = 0,
+        layout: Layout = layout_rows,
     ):
         if not examples:
             raise DataError("no training examples to batch")
@@ -64,8 +87,9 @@ class BatchIterator:
         self.pack = pack
         self.seed = seed
         self.pad_id = pad_id
+        self.layout = layout
         self._fingerprint = _fingerprint(examples, seq_len, pack)
-        self._lengths = np.array([len(e) for e in examples])
+        self._lengths = np.array([len(e) for e in examples]) if pack else None
         self._epoch = 0
         self._position = 0
         self._rows_epoch, self._rows = -1, []
@@ -94,7 +118,7 @@ class BatchIterator:
             self._position += len(taken)
             if self._position == len(rows):
                 self._epoch, self._position = self._epoch + 1, 0
-        return layout_rows(batch_rows, self.examples, self.seq_len, self.pad_id)
+        return self.layout(batch_rows, self.examples, self.seq_len, self.pad_id)
 
     def state(self) -> dict:
         """Where the stream stands, as a JSON-serialisable dict: the epoch and the next row of its order.
@@ -126,25 +150,26 @@ class BatchIterator:
 
 
 def eval_batches(
-    examples: Sequence[TokenizedExample], *, seq_len: int, batch_size: int, pad_id: int = 0
+    examples: Sequence[Any], *, seq_len: int, batch_size: int, pad_id: int = 0, layout: Layout = layout_rows
 ) -> list[dict[str, np.ndarray]]:
     """Fixed-shape, unpacked batches over `examples` in order; the last batch is filled with padding rows.
 
     Args:
-        examples: tokenised eval examples, each at most `seq_len` tokens.
+        examples: tokenised eval examples, each fitting a row of `seq_len` tokens.
         seq_len: tokens per row.
         batch_size: rows per batch.
         pad_id: token id written on padding.
+        layout: as for `BatchIterator`.
 
     Returns:
-        Batches of `layout_rows` arrays plus `example_index` int32 [batch_size]: the row's index into `examples`,
+        Batches of the layout's arrays plus `example_index` int32 [batch_size]: the row's index into `examples`,
         -1 for filler rows (whose segment ids are all 0).
     """
     batches = []
     for start in range(0, len(examples), batch_size):
         indices = list(range(start, min(start + batch_size, len(examples))))
         filler = batch_size - len(indices)
-        batch = layout_rows([[i] for i in indices] + [[]] * filler, examples, seq_len, pad_id)
+        batch = layout([[i] for i in indices] + [[]] * filler, examples, seq_len, pad_id)
         batch["example_index"] = np.array(indices + [-1] * filler, dtype=np.int32)
         batches.append(batch)
     return batches

@@ -1,8 +1,10 @@
 """The `data` section of an experiment config: its fields, their defaults and their validation.
 
-Experiments build it with `sft_data_config(...)` so every field exists (a locked ConfigDict then turns a mistyped
-override into an error); `validate_data_config` checks the values before any file is opened, naming the field and
-what it accepts.
+One section serves every example format (`format`): SFT, the preference formats of `alignjax.losses.FORMATS`
+(pairs, ranked lists, unpaired), and conditional-token SFT. Experiments build it with `sft_data_config(...)` so
+every field exists (a locked ConfigDict then turns a mistyped override into an error); `validate_data_config`
+checks the values before any file is opened, naming the field and what it accepts, and the combinations of
+fields that cannot work together.
 """
 
 from __future__ import annotations
@@ -12,9 +14,12 @@ import numbers
 import ml_collections
 
 from alignjax.data.errors import DataError
+from alignjax.data.preference_formats import BINARIZE
+from alignjax.losses import FORMATS
 
 SOURCES = ("builtin", "json", "parquet", "hf")
 ON_BAD_ROW = ("error", "skip")
+UNPACKED_FORMATS = ("pairs", "ranked", "unpaired")  # batches of K responses per prompt are never packed
 
 _DEFAULTS = dict(
     source="builtin",  # one of SOURCES
@@ -27,6 +32,10 @@ _DEFAULTS = dict(
     seed=0,  # held-out choice and per-epoch shuffling
     on_bad_row="error",  # "error": the first bad row raises; "skip": bad rows are counted and left out
     max_examples=0,  # read at most this many rows of the training split; 0 reads all
+    format="sft",  # one of FORMATS: what the rows become (see alignjax.data.build_data)
+    binarize="best_vs_random",  # how ranked lists become pairs: one of preference_formats.BINARIZE
+    control_good="<good>",  # conditional format: tag before chosen responses (and at inference)
+    control_bad="<bad>",  # conditional format: tag before rejected responses
 )
 
 
@@ -67,6 +76,10 @@ _CHECKS = {
     "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
     "on_bad_row": (lambda v: v in ON_BAD_ROW, f"one of {list(ON_BAD_ROW)}"),
     "max_examples": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0 reads all rows)"),
+    "format": (lambda v: v in FORMATS, f"one of {list(FORMATS)}"),
+    "binarize": (lambda v: v in BINARIZE, f"one of {list(BINARIZE)}"),
+    "control_good": (lambda v: isinstance(v, str) and v != "", "a non-empty string such as '<good>'"),
+    "control_bad": (lambda v: isinstance(v, str) and v != "", "a non-empty string such as '<bad>'"),
 }
 
 
@@ -82,3 +95,12 @@ def validate_data_config(cfg) -> None:
         value = cfg[field]
         if not accepts(value):
             raise DataError(f"data.{field}={value!r} is invalid; expected {valid}")
+    if cfg.control_good == cfg.control_bad:
+        raise DataError(
+            f"data.control_good and data.control_bad are both {cfg.control_good!r}; expected two different tags"
+        )
+    if cfg.pack and cfg.format in UNPACKED_FORMATS:
+        raise DataError(
+            f"data.pack=True with data.format={cfg.format!r}: batches of responses per prompt are never packed; "
+            "set data.pack=False"
+        )

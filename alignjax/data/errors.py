@@ -17,6 +17,14 @@ EMPTY_RESPONSE = "empty_response"
 UNKNOWN_ROLE = "unknown_role"
 ASSISTANT_FIRST = "assistant_first"
 TEMPLATE_ERROR = "template_error"
+# Preference rows (see preference_schemas).
+IDENTICAL_RESPONSES = "identical_responses"  # chosen and rejected are the same text: nothing to prefer
+TIED_SCORES = "tied_scores"  # every response of a ranked list has the same score
+LENGTH_MISMATCH = "length_mismatch"  # a ranked list's `responses` and `scores` differ in length, or it has < 2
+MALFORMED_DIALOGUE = "malformed_dialogue"  # an implicit-prompt dialogue without the "Human:"/"Assistant:" turns
+NO_FINAL_RESPONSE = "no_final_response"  # an implicit-prompt dialogue that does not end with an assistant turn
+PROMPTS_DIFFER = "prompts_differ"  # implicit-prompt chosen and rejected differ before their last assistant turn
+PROMPT_TOO_LONG = "prompt_too_long"  # the prompt's tokens leave no room for a response token within seq_len
 # Not a fault of the row: it was longer than seq_len and truncation cut away every response token. Always counted,
 # never raised, whatever `on_bad_row` says.
 RESPONSE_TRUNCATED = "response_truncated"

@@ -8,19 +8,27 @@ from __future__ import annotations
 
 import dataclasses
 
+_MESSAGES_KEPT = 100  # skip messages kept per reason: enough to find the bad rows, bounded for huge datasets
+
 
 @dataclasses.dataclass
 class DataReport:
-    """Counts from `build_sft_data`.
+    """Counts from `build_sft_data` and `build_preference_data`.
 
     Attributes:
         source: the source and path read, e.g. "json:/data/train.jsonl".
+        format: the example format built (`data.format`).
         examples_read: rows read (training split, plus a builtin's held-out split), bad ones included.
-        train_examples: examples in the training stream.
+        train_examples: examples in the training stream (for preference formats: pairs, ranked lists or unpaired
+            examples, which binarising or splitting pairs can make more numerous than rows).
         eval_examples: examples in the eval batches.
         skipped: rows left out, by reason (see `errors`); `response_truncated` counts examples whose whole
-            response lay beyond `seq_len`.
-        truncated: kept examples that were longer than `seq_len` and lost their end.
+            response lay beyond `seq_len`. Problems found after a preference row became several examples
+            (binarised, or split into unpaired ones), such as `prompt_too_long`, count once per example.
+        skip_messages: per reason, the errors of the first skipped rows, which name them.
+        truncated: kept examples that were longer than `seq_len` and lost their end (for preference formats: had
+            a response cut).
+        responses_per_example: K of the [B, K, L] batches of preference formats; 0 for SFT batches.
         packed_rows: rows in one epoch of training (equal to `train_examples` without packing).
         padding_fraction: share of the training rows' token slots that are padding (epoch 0).
         train_tokens: tokens in one epoch of training.
@@ -29,27 +37,37 @@ class DataReport:
     """
 
     source: str
+    format: str = "sft"
     examples_read: int = 0
     train_examples: int = 0
     eval_examples: int = 0
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
+    skip_messages: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     truncated: int = 0
+    responses_per_example: int = 0
     packed_rows: int = 0
     padding_fraction: float = 0.0
     train_tokens: int = 0
     target_tokens: int = 0
     batches_per_epoch: float = 0.0
 
-    def count_skip(self, reason: str) -> None:
+    def count_skip(self, reason: str, message: str | None = None) -> None:
+        """Counts a skipped row under `reason`, keeping `message` (its error, naming the row) among the first."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
+        messages = self.skip_messages.setdefault(reason, [])
+        if message is not None and len(messages) < _MESSAGES_KEPT:
+            messages.append(message)
 
     def __str__(self) -> str:
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(self.skipped.items())) or "none"
+        responses = f", {self.responses_per_example} responses each" if self.responses_per_example else ""
+        first_skips = [f"    e.g. {messages[0]}" for _, messages in sorted(self.skip_messages.items()) if messages]
         return "\n".join(
             [
-                f"data {self.source}: read {self.examples_read} rows -> {self.train_examples} train, "
-                f"{self.eval_examples} eval examples",
+                f"data {self.source} ({self.format}): read {self.examples_read} rows -> {self.train_examples} train, "
+                f"{self.eval_examples} eval examples{responses}",
                 f"  skipped: {skipped}; truncated to seq_len: {self.truncated}",
+                *first_skips,
                 f"  train epoch: {self.packed_rows} rows ({self.batches_per_epoch:.1f} batches), "
                 f"{self.train_tokens} tokens, {self.target_tokens} with loss, "
                 f"{100 * self.padding_fraction:.1f}% padding",

@@ -41,45 +41,64 @@ def sft_messages(row: Any, where: str) -> list[dict[str, str]]:
         DataError: naming `where`, the field and what was expected, with the reason to count a skip under.
     """
     if not isinstance(row, dict):
-        raise DataError(f"{where}: expected an object with {EXPECTED}, got {_type(row)}", WRONG_TYPE)
+        raise DataError(f"{where}: expected an object with {EXPECTED}, got {type_name(row)}", WRONG_TYPE)
     if row.get("messages") is not None:
         return _check_messages(row["messages"], where)
     for field in ("prompt", "completion"):
         if row.get(field) is None:
             raise DataError(f"{where}: field {field!r} is missing; an SFT row needs {EXPECTED}", MISSING_FIELD)
         if not isinstance(row[field], str):
-            raise DataError(f"{where}: field {field!r} must be a string, got {_type(row[field])}", WRONG_TYPE)
+            raise DataError(f"{where}: field {field!r} must be a string, got {type_name(row[field])}", WRONG_TYPE)
     if not row["completion"].strip():
         raise DataError(f"{where}: field 'completion' is empty; {_NOTHING_TO_LEARN}", EMPTY_RESPONSE)
     return [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["completion"]}]
 
 
-def _check_messages(messages: Any, where: str) -> list[dict[str, str]]:
+def chat_messages(messages: Any, where: str, field: str) -> list[dict[str, str]]:
+    """Checks that `messages` is a list of {"role", "content"} string dicts with known roles.
+
+    Args:
+        messages: the value of the row's field.
+        where: the row's origin, quoted in errors.
+        field: the field's name, quoted in errors ("messages", "prompt", "chosen").
+
+    Returns:
+        Copies of the messages with only "role" and "content".
+
+    Raises:
+        DataError: naming `where`, the message's index and key, and what was expected.
+    """
     if not isinstance(messages, list):
         raise DataError(
-            f"{where}: field 'messages' must be a list of {{'role', 'content'}} dicts, got {_type(messages)}",
+            f"{where}: field {field!r} must be a list of {{'role', 'content'}} dicts, got {type_name(messages)}",
             WRONG_TYPE,
         )
     checked = []
     for i, message in enumerate(messages):
-        field = f"messages[{i}]"
+        item = f"{field}[{i}]"
         if not isinstance(message, dict):
-            raise DataError(f"{where}: {field} must be a {{'role', 'content'}} dict, got {_type(message)}", WRONG_TYPE)
+            expected = f"must be a {{'role', 'content'}} dict, got {type_name(message)}"
+            raise DataError(f"{where}: {item} {expected}", WRONG_TYPE)
         for key in ("role", "content"):
             if message.get(key) is None:
-                raise DataError(f"{where}: field '{field}.{key}' is missing; expected a string", MISSING_FIELD)
+                raise DataError(f"{where}: field '{item}.{key}' is missing; expected a string", MISSING_FIELD)
             if not isinstance(message[key], str):
                 raise DataError(
-                    f"{where}: field '{field}.{key}' must be a string, got {_type(message[key])}", WRONG_TYPE
+                    f"{where}: field '{item}.{key}' must be a string, got {type_name(message[key])}", WRONG_TYPE
                 )
-        role, content = message["role"], message["content"]
-        if role not in ROLES:
+        if message["role"] not in ROLES:
             raise DataError(
-                f"{where}: {field}.role={role!r} is not a known role; expected one of {ROLES}", UNKNOWN_ROLE
+                f"{where}: {item}.role={message['role']!r} is not a known role; expected one of {ROLES}", UNKNOWN_ROLE
             )
-        if role == "assistant" and not content.strip():
-            raise DataError(f"{where}: {field} (assistant) is empty; {_NOTHING_TO_LEARN}", EMPTY_RESPONSE)
-        checked.append({"role": role, "content": content})
+        checked.append({"role": message["role"], "content": message["content"]})
+    return checked
+
+
+def _check_messages(messages: Any, where: str) -> list[dict[str, str]]:
+    checked = chat_messages(messages, where, "messages")
+    for i, message in enumerate(checked):
+        if message["role"] == "assistant" and not message["content"].strip():
+            raise DataError(f"{where}: messages[{i}] (assistant) is empty; {_NOTHING_TO_LEARN}", EMPTY_RESPONSE)
     if not any(m["role"] == "assistant" for m in checked):
         raise DataError(f"{where}: 'messages' has no assistant message; {_NOTHING_TO_LEARN}", EMPTY_RESPONSE)
     if checked[0]["role"] == "assistant":
@@ -90,7 +109,7 @@ def _check_messages(messages: Any, where: str) -> list[dict[str, str]]:
     return checked
 
 
-def _type(value: Any) -> str:
+def type_name(value: Any) -> str:
     """A short description of a value's type for error messages: 'int (5)', 'list'."""
     name = type(value).__name__
     if isinstance(value, (bool, int, float)):

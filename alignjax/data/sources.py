@@ -1,4 +1,4 @@
-"""Where SFT rows come from: local JSON, JSON Lines or Parquet files, a Hugging Face hub dataset, or a builtin.
+"""Where rows (SFT or preference) come from: local JSON, JSON Lines or Parquet files, a Hugging Face hub dataset, or a builtin.
 
 Rows are read through the `datasets` library, with one exception: JSON Lines, which we parse ourselves, line by
 line. The `datasets` JSON loader reports a malformed line as an Arrow parse error without the file or line, so a

@@ -41,7 +41,7 @@ class TokenizedExample:
         return len(self.tokens_L)
 
 
-def _tokenizer_name(tokenizer: PreTrainedTokenizerBase) -> str:
+def tokenizer_name(tokenizer: PreTrainedTokenizerBase) -> str:
     return getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
 
 
@@ -49,17 +49,18 @@ def check_chat_template(tokenizer: PreTrainedTokenizerBase) -> None:
     """Raises DataError, naming the tokenizer, when it has no chat template to render conversations with."""
     if not getattr(tokenizer, "chat_template", None):
         raise DataError(
-            f"tokenizer {_tokenizer_name(tokenizer)!r} has no chat template; set one (tokenizer.chat_template = "
+            f"tokenizer {tokenizer_name(tokenizer)!r} has no chat template; set one (tokenizer.chat_template = "
             "'<jinja>', or add chat_template.jinja to its directory) or use a chat model's tokenizer"
         )
 
 
-def _render(tokenizer, messages: list[dict], add_generation_prompt: bool, where: str) -> str:
+def render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool, where: str) -> str:
+    """`messages` rendered as text by the tokenizer's chat template; a template error becomes a DataError."""
     try:
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
     except jinja2.TemplateError as e:  # templates reject what they cannot format, e.g. non-alternating roles.
         raise DataError(
-            f"{where}: the chat template of {_tokenizer_name(tokenizer)!r} rejected this conversation: {e}",
+            f"{where}: the chat template of {tokenizer_name(tokenizer)!r} rejected this conversation: {e}",
             TEMPLATE_ERROR,
         ) from e
 
@@ -69,18 +70,20 @@ def _texts(messages: list[dict[str, str]], tokenizer, where: str) -> list[str]:
 
     The start is messages[:i] with the generation prompt; the end is messages[:i + 1] (the whole, for the last).
     """
-    texts = [_render(tokenizer, messages, False, where)]
+    texts = [render_chat(tokenizer, messages, False, where)]
     for i, message in enumerate(messages):
         if message["role"] == "assistant":
-            texts.append(_render(tokenizer, messages[:i], True, where))
-            texts.append(texts[0] if i == len(messages) - 1 else _render(tokenizer, messages[: i + 1], False, where))
+            texts.append(render_chat(tokenizer, messages[:i], True, where))
+            end = texts[0] if i == len(messages) - 1 else render_chat(tokenizer, messages[: i + 1], False, where)
+            texts.append(end)
     return texts
 
 
-def _check_prefix(prefix: list[int], tokens: list[int], what: str, tokenizer, where: str) -> None:
+def check_prefix(prefix: list[int], tokens: list[int], what: str, tokenizer, where: str) -> None:
+    """Raises DataError unless `prefix` starts `tokens`: the template must render a conversation's start as a prefix."""
     if tokens[: len(prefix)] != prefix:
         raise DataError(
-            f"{where}: the chat template of {_tokenizer_name(tokenizer)!r} is not prefix-consistent: {what}. "
+            f"{where}: the chat template of {tokenizer_name(tokenizer)!r} is not prefix-consistent: {what}. "
             "Loss masking renders each assistant turn's prefix separately, so the template must render the start "
             "of a conversation as a prefix of the whole (templates that rewrite earlier turns are not)"
         )
@@ -96,12 +99,12 @@ def _example(ids: list[list[int]], messages: list[dict[str, str]], tokenizer, wh
             continue
         start, end = next(spans), next(spans)
         what = f"messages[:{i}] with the generation prompt is not a prefix of messages[:{i + 1}]"
-        _check_prefix(start, end, what, tokenizer, where)
+        check_prefix(start, end, what, tokenizer, where)
         what = f"messages[:{i + 1}] is not a prefix of the whole conversation"
-        _check_prefix(end, tokens, what, tokenizer, where)
+        check_prefix(end, tokens, what, tokenizer, where)
         if len(end) == len(start):
             raise DataError(
-                f"{where}: the chat template of {_tokenizer_name(tokenizer)!r} rendered no tokens for messages[{i}] "
+                f"{where}: the chat template of {tokenizer_name(tokenizer)!r} rendered no tokens for messages[{i}] "
                 "(assistant)"
             )
         assistant[len(start) : len(end)] = True
@@ -169,8 +172,30 @@ def encode_chat_prompt(messages: list[dict[str, str]], tokenizer: PreTrainedToke
     Rendered with the chat template and tokenised without adding special tokens, as
     `apply_chat_template(add_generation_prompt=True, tokenize=True)` does; `where` names the source in errors.
     """
+    return conditional_prompt(messages, tokenizer, "", where)
+
+
+def conditional_prompt(
+    messages: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase, tag: str, where: str = "prompt"
+) -> list[int]:
+    """The ids that prompt a model trained with conditional tokens (`data.format="conditional"`) to answer well.
+
+    Conditional-token training writes a control tag (`data.control_good` or `data.control_bad`) at the start of
+    the assistant's turn and learns the response after it; at inference the prompt ends with the good tag, so the
+    model continues in the style it learned under that tag. The ids are those of the training examples' prefix:
+    the rendered prompt with the generation prompt, followed by the tag's text, tokenised together.
+
+    Args:
+        messages: the prompt's chat messages.
+        tokenizer: the tokenizer of the trained model, with a chat template.
+        tag: the control tag's text, e.g. "<good>"; "" gives `encode_chat_prompt`'s ids.
+        where: names the prompt in errors.
+
+    Returns:
+        The token ids, to which the model's answer is appended.
+    """
     check_chat_template(tokenizer)
-    text = _render(tokenizer, messages, add_generation_prompt=True, where=where)
+    text = render_chat(tokenizer, messages, add_generation_prompt=True, where=where) + tag
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 

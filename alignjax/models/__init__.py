@@ -1,7 +1,18 @@
-"""Decoder-only language models (Llama, Mistral, Qwen2, Qwen3) in Flax NNX, with Hugging Face import/export."""
+"""Decoder-only language models (Llama, Mistral, Qwen2, Qwen3) and reward models on them, in Flax NNX, with
+Hugging Face import/export."""
 
 from alignjax.models.config import ConfigError, ModelConfig, RopeConfig, SUPPORTED_ARCHITECTURES, config_from_hf
-from alignjax.models.pretrained import from_pretrained, init_model, load_config, save_pretrained, state_shardings
+from alignjax.models.pretrained import (
+    from_pretrained,
+    init_model,
+    init_reward_model,
+    load_config,
+    reward_model_from_causal,
+    reward_model_from_pretrained,
+    save_pretrained,
+    state_shardings,
+)
+from alignjax.models.reward import RewardModel, last_token_values
 from alignjax.models.safetensors_io import CheckpointError
 from alignjax.models.transformer import Transformer
 
@@ -9,13 +20,18 @@ __all__ = [
     "CheckpointError",
     "ConfigError",
     "ModelConfig",
+    "RewardModel",
     "RopeConfig",
     "SUPPORTED_ARCHITECTURES",
     "Transformer",
     "config_from_hf",
     "from_pretrained",
     "init_model",
+    "init_reward_model",
+    "last_token_values",
     "load_config",
+    "reward_model_from_causal",
+    "reward_model_from_pretrained",
     "save_pretrained",
     "state_shardings",
 ]

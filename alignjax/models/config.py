@@ -2,12 +2,15 @@
 
 One dataclass describes every architecture we load (Llama, Mistral, Qwen2, Qwen3): they differ only in a few
 switches (attention biases, q/k norms, tied embeddings, RoPE scaling). Reading is strict on purpose: a field we
-cannot honour is an error that names it, never a silently different model.
+cannot honour is an error that names it, never a silently different model. A reward model's
+`*ForSequenceClassification` config describes the same decoder, so it reads into the same dataclass; only the
+architecture name, the label count and the padding id differ, and they are checked and written here too.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any
 
 import jax.numpy as jnp
@@ -22,6 +25,11 @@ _ARCHITECTURES = {
     "Qwen3ForCausalLM": dict(qkv_bias_field="attention_bias", o_bias_field="attention_bias", qk_norm=True),
 }
 SUPPORTED_ARCHITECTURES = tuple(_ARCHITECTURES)
+# A reward model is the same decoder under a one-output `score` head: transformers' `*ForSequenceClassification`.
+_CAUSAL, _CLASSIFIER = "ForCausalLM", "ForSequenceClassification"
+# pad_token_id written into an exported reward model's config.json when neither the tokenizer nor the source
+# config names one; it is also the id alignjax.data pads with when the tokenizer has no pad token.
+DEFAULT_PAD_TOKEN_ID = 0
 _ROPE_TYPES = ("default", "linear", "llama3")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -175,8 +183,10 @@ def config_from_hf(d: dict, source: str = "config.json", dtype: Any = None, para
     architectures = d.get("architectures") or []
     known = [a for a in architectures if a in _ARCHITECTURES]
     if not known:
+        hint = " (a reward model: load it with reward_model_from_pretrained)" if _classifiers(d) else ""
         raise ConfigError(
-            f"{source}: architectures={architectures!r} is not supported; expected one of {list(_ARCHITECTURES)}"
+            f"{source}: architectures={architectures!r} is not supported; expected one of "
+            f"{list(_ARCHITECTURES)}{hint}"
         )
     arch = known[0]
     spec = _ARCHITECTURES[arch]
@@ -251,4 +261,82 @@ def config_to_hf(cfg: ModelConfig, saved_dtype: str) -> dict:
         d["mlp_bias"] = cfg.mlp_bias
     if cfg.sliding_window is None and cfg.architecture == "MistralForCausalLM":
         d["sliding_window"] = None
+    return d
+
+
+def sequence_classifier_name(architecture: str) -> str:
+    """'LlamaForCausalLM' -> 'LlamaForSequenceClassification': the same decoder under a score head."""
+    return architecture.removesuffix(_CAUSAL) + _CLASSIFIER
+
+
+def _classifiers(d: dict) -> list[str]:
+    return [a for a in d.get("architectures") or [] if a.endswith(_CLASSIFIER)]
+
+
+def is_reward_config(d: dict) -> bool:
+    """Whether a parsed `config.json` describes a `*ForSequenceClassification` model rather than a causal LM."""
+    return bool(_classifiers(d)) and not any(a in _ARCHITECTURES for a in d.get("architectures") or [])
+
+
+def reward_config_from_hf(
+    d: dict, source: str = "config.json", dtype: Any = None, param_dtype: Any = None
+) -> ModelConfig:
+    """The decoder's ModelConfig of a `*ForSequenceClassification` reward model's `config.json`.
+
+    The returned config names the causal architecture (the decoder is the same); the score head is the
+    RewardModel's. transformers serialises the number of outputs as `id2label` (and defaults to 2 without it).
+
+    Raises:
+      ConfigError: for an unsupported architecture, or a `num_labels` other than 1, naming the field.
+    """
+    classifiers = _classifiers(d)
+    supported = [sequence_classifier_name(a) for a in _ARCHITECTURES]
+    known = [a for a in classifiers if a in supported]
+    if not known:
+        raise ConfigError(
+            f"{source}: architectures={d.get('architectures')!r} is not a supported reward model; expected one of "
+            f"{supported}"
+        )
+    if d.get("id2label"):
+        num_labels, field = len(d["id2label"]), "num_labels (the size of id2label)"
+    else:
+        num_labels, field = int(d.get("num_labels", 2)), "num_labels"
+    if num_labels != 1:
+        raise ConfigError(
+            f"{source}: {field}={num_labels}; a reward model has one scalar output, expected num_labels=1"
+        )
+    causal = known[0].removesuffix(_CLASSIFIER) + _CAUSAL
+    return config_from_hf({**d, "architectures": [causal]}, source, dtype=dtype, param_dtype=param_dtype)
+
+
+def reward_config_to_hf(cfg: ModelConfig, saved_dtype: str, pad_token_id: int | None = None) -> dict:
+    """The `config.json` of a reward model on decoder `cfg`: `*ForSequenceClassification` with one label.
+
+    transformers' sequence classifier scores the rightmost token that is not `pad_token_id` (and refuses
+    batches without one), so the id must be set: `pad_token_id` when given (the tokenizer's), else the source
+    config's, else DEFAULT_PAD_TOKEN_ID with a warning. On right-padded rows filled with that id whose last real
+    token is a different id, this is the token `last_token_values` reads.
+
+    Args:
+      cfg: the decoder's configuration.
+      saved_dtype: the dtype name the weights are written in.
+      pad_token_id: the tokenizer's padding id, if known.
+    """
+    d = config_to_hf(cfg, saved_dtype)
+    if pad_token_id is None:
+        pad_token_id = d.get("pad_token_id")
+    if pad_token_id is None:
+        pad_token_id = DEFAULT_PAD_TOKEN_ID
+        warnings.warn(
+            f"no pad_token_id in the tokenizer or the source config; writing pad_token_id={DEFAULT_PAD_TOKEN_ID}: "
+            "transformers will treat that token as padding when it picks each row's last token",
+            stacklevel=3,
+        )
+    d.update(
+        architectures=[sequence_classifier_name(cfg.architecture)],
+        num_labels=1,
+        id2label={"0": "LABEL_0"},
+        label2id={"LABEL_0": 0},
+        pad_token_id=int(pad_token_id),
+    )
     return d

@@ -69,6 +69,17 @@ def hf_tensors(cfg: ModelConfig) -> dict[Path, HFTensor]:
     return table
 
 
+def hf_reward_tensors(cfg: ModelConfig) -> dict[Path, HFTensor]:
+    """The same for a RewardModel, whose decoder sits under `backbone`.
+
+    A `*ForSequenceClassification` checkpoint has the decoder's `model.*` tensors, no LM head, and `score.weight`
+    [1, hidden] (an `nn.Linear` without bias).
+    """
+    table = {("backbone",) + path: tensor for path, tensor in hf_tensors(cfg).items() if path != ("lm_head",)}
+    table[("score",)] = HFTensor("score.weight", (1, cfg.hidden_size), linear=True)
+    return table
+
+
 def ignorable(name: str, cfg: ModelConfig) -> bool:
     """Tensors some checkpoints carry that the model derives: rotary tables, a head duplicating a tied embedding."""
     return name.endswith("rotary_emb.inv_freq") or (cfg.tie_word_embeddings and name == "lm_head.weight")

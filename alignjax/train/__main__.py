@@ -7,7 +7,7 @@ mistyped override an error instead of a silent no-op.
 from absl import app, logging
 from ml_collections import config_flags
 
-from alignjax.train.loop import train
+from alignjax.train.loop import run
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file exposing get_config()", lock_config=True)
 
@@ -16,7 +16,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-    train(_CONFIG.value)
+    run(_CONFIG.value)
 
 
 if __name__ == "__main__":

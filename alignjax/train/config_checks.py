@@ -55,6 +55,17 @@ def check_config(config: ConfigDict) -> None:
     for field in ("log_every", "eval_every", "checkpoint_every"):
         _check(train[field] >= 0, f"train.{field} must be >= 0 (0 disables), got {train[field]}")
     _check(config.loss.name in losses.names(), f"loss.name must be one of {losses.names()}, got {config.loss.name!r}")
+    objective = losses.objective(config.loss.name)
+    _check(
+        data.format == objective.format,
+        f"loss {objective.name!r} trains on {objective.format!r} examples but data.format={data.format!r}; set "
+        f"data.format={objective.format!r}",
+    )
+    _check(
+        not (config.reference.precompute and objective.format == "unpaired"),
+        "reference.precompute=True is not available for unpaired (KTO) data: each batch pairs a prompt with another "
+        "row's completion for the KL estimate, so those log-probs change from batch to batch; set it to False",
+    )
     data_shape = resolve_mesh_shape(config.mesh, jax.device_count())
     data_parallel = data_shape[0] * data_shape[1]
     _check(

@@ -2,6 +2,9 @@
 
 Nothing is lost on a crash or preemption: checkpoints hold the train state and the data position together,
 the same command resumes from the latest one, and SIGTERM (a preemptible TPU VM's notice) saves one and exits.
+
+An experiment may chain stages (SFT, then DPO from its export): `config.previous_stage` holds the whole config of
+the stage before, which `run` trains first unless its export already exists.
 """
 
 from __future__ import annotations
@@ -12,22 +15,26 @@ import time
 
 import jax
 import numpy as np
-import transformers
 from flax import nnx
 from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from alignjax import losses, sharding
-from alignjax.data import build_sft_data, load_builtin_tokenizer
-from alignjax.models import ModelConfig, RopeConfig, from_pretrained, init_model, save_pretrained
-from alignjax.models.config import dtype_from_name
-from alignjax.sampling import GREEDY, generate
+from alignjax.data import build_data
+from alignjax.data.builtin import get_builtin
+from alignjax.models import save_pretrained
+from alignjax.train.build import build_model, load_tokenizer, reference_params
 from alignjax.train.checkpoint import Checkpointer, abstract_like
 from alignjax.train.config_checks import check_config, resolve_mesh_shape
+from alignjax.train.evaluation import evaluate, greedy_answers, print_answers, print_samples, put_batch, rule_rate
 from alignjax.train.metrics import MetricWriter
 from alignjax.train.optimizer import make_optimizer
+from alignjax.train.reference import ReferenceTables
 from alignjax.train.state import create_train_state, train_state_shardings
-from alignjax.train.step import BATCH_KEYS_BL, jit_eval_step, jit_train_step
+from alignjax.train.step import jit_eval_step, jit_train_step
+
+EXPORT_DIR = "hf"
+_RULE_ANSWER_TOKENS = 8  # greedy tokens per held-out prompt when checking a dataset's rule
 
 
 class _StopOnSigterm:
@@ -44,88 +51,69 @@ class _StopOnSigterm:
         signal.signal(signal.SIGTERM, self._previous)
 
 
-def _tokenizer(config: ConfigDict):
-    if config.model.path:
-        return transformers.AutoTokenizer.from_pretrained(config.model.path)
-    if config.data.source == "builtin":
-        return load_builtin_tokenizer(config.data.path)
-    raise ValueError("model.path is empty and data.source is not 'builtin': set model.path to a model directory")
+class _RuleCheck:
+    """Greedy answers to a builtin dataset's held-out prompts, scored by its rule (absent: nothing to check)."""
+
+    def __init__(self, config: ConfigDict, objective: losses.Objective):
+        data = config.data
+        dataset = get_builtin(data.path) if data.source == "builtin" else None
+        self.rule = dataset.rule if dataset and objective.inputs != "rewards" else None
+        if self.rule:
+            self.prompts = [row["prompt"] for row in dataset.rows(dataset.eval_split)]
+            self.tag = data.control_good if data.format == "conditional" else ""
+
+    def __call__(self, model, tokenizer, mesh, count: int = 0) -> float:
+        answers = greedy_answers(model, tokenizer, self.prompts, mesh, _RULE_ANSWER_TOKENS, self.tag)
+        print_answers(self.prompts, answers, self.rule, count)
+        return rule_rate(answers, self.prompts, self.rule)
 
 
-def _model(config: ConfigDict, vocab_size: int, mesh):
-    m = config.model
-    if m.path:
-        model = from_pretrained(m.path, dtype=m.dtype, param_dtype=m.param_dtype, mesh=mesh)
-        model.config = model.config.replace(remat=m.remat)
-        return model
-    init = m.init
-    cfg = ModelConfig(
-        architecture=init.architecture,
-        vocab_size=vocab_size,
-        hidden_size=init.hidden_size,
-        intermediate_size=init.intermediate_size,
-        num_layers=init.num_layers,
-        num_heads=init.num_heads,
-        num_kv_heads=init.num_kv_heads,
-        head_dim=init.hidden_size // init.num_heads,
-        rope=RopeConfig(theta=init.rope_theta),
-        max_position_embeddings=config.data.seq_len,
-        tie_word_embeddings=init.tie_word_embeddings,
-        remat=m.remat,
-        dtype=dtype_from_name(m.dtype),
-        param_dtype=dtype_from_name(m.param_dtype, "param_dtype"),
-    )
-    return init_model(cfg, seed=config.seed, mesh=mesh)
+def _print_summary(config: ConfigDict, final: dict[str, float], rule_rate_before: float | None) -> None:
+    """The stage's outcome in words: held-out preference accuracy and the rule rate before and after."""
+    lines = []
+    if "rewards/accuracy" in final:
+        lines.append(f"held-out preference accuracy: {100 * final['rewards/accuracy']:.1f}%")
+    if "rule_rate" in final:
+        before = "" if rule_rate_before is None else f"{100 * rule_rate_before:.1f}% before this stage -> "
+        lines.append(f"greedy answers that follow the task's rule: {before}{100 * final['rule_rate']:.1f}% after")
+    if "exact_match" in final:
+        lines.append(f"held-out exact match: {100 * final['exact_match']:.1f}%")
+    for line in lines:
+        tqdm.write(f"[{config.loss.name}] {line}")
 
 
-def put_batch(batch: dict, mesh) -> dict:
-    """The global batch onto the mesh; each process supplies only the rows its devices hold."""
-    placement = sharding.batch_sharding(mesh)
-    return {k: sharding.put_sharded(batch[k], placement) for k in BATCH_KEYS_BL}
-
-
-def evaluate(eval_fn, params, eval_batches: list[dict], mesh) -> dict[str, float]:
-    """Held-out loss per token and exact match per example over all eval batches."""
-    total = weight = 0.0
-    matches = {}
-    for batch in eval_batches:
-        out = jax.device_get(eval_fn(params, put_batch(batch, mesh)))
-        total, weight = total + float(out["total"]), weight + float(out["weight"])
-        for index, match in zip(batch["example_index"], out["exact_match_B"]):
-            if index >= 0:
-                matches[int(index)] = bool(match)
-    return {"loss": total / max(weight, 1.0), "exact_match": float(np.mean(list(matches.values())))}
-
-
-def print_samples(model, tokenizer, eval_batches: list[dict], count: int, mesh) -> None:
-    """Greedy answers to the first `count` held-out prompts, next to their references."""
-    batch = eval_batches[0]
-    rows = [r for r in range(len(batch["tokens"])) if batch["example_index"][r] >= 0][:count]
-    prompts = [batch["tokens"][r, : int(np.argmax(batch["loss_mask"][r] > 0)) + 1].tolist() for r in rows]
-    references = [batch["targets"][r][batch["loss_mask"][r] > 0].tolist() for r in rows]
-    budget = max(len(reference) for reference in references) + 4
-    answers = generate(model, prompts, max_new_tokens=budget, config=GREEDY, tokenizer=tokenizer, mesh=mesh).texts
-    for prompt, answer, reference in zip(prompts, answers, references):
-        tqdm.write(
-            f"  prompt {tokenizer.decode(prompt, skip_special_tokens=True)!r} -> "
-            f"{answer!r} "
-            f"(reference {tokenizer.decode(reference, skip_special_tokens=True)!r})"
-        )
-
-
-def train(config: ConfigDict) -> dict[str, float]:
-    """Runs the experiment `config` to completion (or to SIGTERM); returns the final eval metrics."""
+def run(config: ConfigDict) -> dict[str, float]:
+    """Runs the experiment `config`, after the stages before it; returns its final eval metrics."""
     if config.distributed.enabled:
         d = config.distributed
         sharding.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
+    return _run_stages(config)
+
+
+def _run_stages(config: ConfigDict) -> dict[str, float]:
+    if "previous_stage" in config:
+        previous = config.previous_stage
+        export = os.path.join(previous.train.workdir, EXPORT_DIR)
+        if os.path.exists(os.path.join(export, "config.json")):
+            tqdm.write(f"previous stage: done, using its export {export} (delete {previous.train.workdir} to redo it)")
+        else:
+            tqdm.write(f"previous stage: training it first, into {previous.train.workdir}")
+            _run_stages(previous)
+    return train(config)
+
+
+def train(config: ConfigDict) -> dict[str, float]:
+    """Trains the one stage `config` to completion (or to SIGTERM); returns the final eval metrics."""
     check_config(config)
+    objective = losses.objective(config.loss.name)
+    loss_fn = losses.bind(config.loss)
     mesh = sharding.make_mesh(*resolve_mesh_shape(config.mesh, jax.device_count()))
     workdir = config.train.workdir
-    tokenizer = _tokenizer(config)
-    train_iter, eval_batches, tokenizer, report = build_sft_data(config.data, tokenizer)
+    train_iter, eval_batches, tokenizer, report = build_data(config.data, load_tokenizer(config))
     tqdm.write(f"data: {report}")
-    model = _model(config, len(tokenizer), mesh)
+    model = build_model(config, objective, len(tokenizer), mesh)
     graphdef, params = nnx.split(model)
+    ref_params = reference_params(config, params, mesh) if objective.reference else None
     optimizer, schedule = make_optimizer(config.optim, config.train.steps)
     shardings = train_state_shardings(params, optimizer, mesh)
     state = create_train_state(params, optimizer, config.seed, shardings)
@@ -138,20 +126,35 @@ def train(config: ConfigDict) -> dict[str, float]:
         train_iter.restore(data_position)
         tqdm.write(f"resumed from {workdir}/checkpoints step {start}")
 
-    loss_fn = losses.get(config.loss.name)
-    step_fn = jit_train_step(graphdef, loss_fn, optimizer, schedule, config.optim.grad_accum, shardings, mesh)
-    eval_fn = jit_eval_step(graphdef, loss_fn, shardings.params, mesh)
+    ref_shardings = shardings.params if ref_params is not None else None
+    tables = None
+    if ref_params is not None and config.reference.precompute:
+        tables = ReferenceTables.compute(graphdef, ref_params, train_iter, eval_batches, mesh)
+        ref_params = ref_shardings = None  # the reference's memory is freed for the run
+    step_fn = jit_train_step(
+        graphdef, objective, loss_fn, optimizer, schedule, config.optim.grad_accum, shardings, mesh, ref_shardings
+    )
+    eval_fn = jit_eval_step(graphdef, objective, loss_fn, shardings.params, mesh, ref_shardings)
+    if tables:
+        eval_batches = [tables.attach(batch, "eval") for batch in eval_batches]
+    check_rule = _RuleCheck(config, objective)
     writer = MetricWriter(workdir)
     stop = _StopOnSigterm()
     t = config.train
     tokens_since_log, last_log = 0, time.perf_counter()
     try:
-        if t.eval_every and start == 0 and eval_batches:
-            writer.write(0, evaluate(eval_fn, state.params, eval_batches, mesh), prefix="eval")
+        if start == 0 and eval_batches and t.eval_every:
+            writer.write(0, evaluate(eval_fn, state.params, ref_params, eval_batches, mesh), prefix="eval")
+        rule_rate_before = None
+        if start == 0 and check_rule.rule:
+            rule_rate_before = check_rule(nnx.merge(graphdef, state.params), tokenizer, mesh)
+            writer.write(0, {"rule_rate": rule_rate_before}, prefix="eval")
         for step in tqdm(range(start, t.steps), initial=start, total=t.steps, desc="train", disable=None):
             batch = next(train_iter)
+            if tables:
+                batch = tables.attach(batch, "train")
             tokens_since_log += int(np.count_nonzero(batch["segment_ids"]))
-            state, metrics = step_fn(state, put_batch(batch, mesh))
+            state, metrics = step_fn(state, put_batch(batch, mesh), ref_params)
             done = step + 1
             if t.log_every and (done % t.log_every == 0 or done == t.steps):
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
@@ -160,22 +163,25 @@ def train(config: ConfigDict) -> dict[str, float]:
                 writer.write(done, metrics)
                 tokens_since_log, last_log = 0, time.perf_counter()
             if t.eval_every and done % t.eval_every == 0 and done != t.steps and eval_batches:
-                writer.write(done, evaluate(eval_fn, state.params, eval_batches, mesh), prefix="eval")
+                writer.write(done, evaluate(eval_fn, state.params, ref_params, eval_batches, mesh), prefix="eval")
             if stop.requested or (t.checkpoint_every and done % t.checkpoint_every == 0):
                 checkpointer.save(done, state, train_iter.state(), force=stop.requested)
             if stop.requested:
                 tqdm.write(f"SIGTERM: saved checkpoint at step {done}; rerun the same command to resume")
                 return {}
-        final = evaluate(eval_fn, state.params, eval_batches, mesh) if eval_batches else {}
-        if final:
-            writer.write(t.steps, final, prefix="eval")
+        final = evaluate(eval_fn, state.params, ref_params, eval_batches, mesh) if eval_batches else {}
         checkpointer.save(t.steps, state, train_iter.state(), force=True)
         model = nnx.merge(graphdef, state.params)
-        if t.export_hf:
-            save_pretrained(model, os.path.join(workdir, "hf"), tokenizer=tokenizer)
-            tqdm.write(f"exported Hugging Face model to {workdir}/hf")
-        if t.num_samples and eval_batches:
+        if check_rule.rule:
+            final["rule_rate"] = check_rule(model, tokenizer, mesh, count=t.num_samples)
+        elif t.num_samples and eval_batches and objective.inputs == "tokens":
             print_samples(model, tokenizer, eval_batches, t.num_samples, mesh)
+        if final:
+            writer.write(t.steps, final, prefix="eval")
+            _print_summary(config, final, rule_rate_before)
+        if t.export_hf:
+            save_pretrained(model, os.path.join(workdir, EXPORT_DIR), tokenizer=tokenizer)
+            tqdm.write(f"exported Hugging Face model to {workdir}/{EXPORT_DIR}")
         return final
     finally:
         checkpointer.wait()

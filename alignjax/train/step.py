@@ -1,9 +1,11 @@
 """The pure train and eval steps, and their jitted, sharded builds.
 
-`train_step(state, batch, ...) -> (state, metrics)` is a module-level function of arrays only: the model's
-graph definition, the loss and the optimizer are bound by `functools.partial` before jit, and the mesh is
-visible only through the shardings given to `jax.jit`. Metrics stay on device; the loop fetches them when it
-logs, so the step never waits on the host.
+`train_step(state, batch, ref_params, ...) -> (state, metrics)` is a module-level function of arrays only: the
+model's graph definition, the loss and the optimizer are bound by `functools.partial` before jit, and the mesh is
+visible only through the shardings given to `jax.jit`. The frozen reference model's params (None when the loss
+needs none, or when its log-probs are precomputed into the batch) are an argument, so their sharding is as
+visible as the policy's. Metrics stay on device; the loop fetches them when it logs, so the step never waits on
+the host.
 """
 
 from __future__ import annotations
@@ -17,16 +19,13 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec
 
 from alignjax import sharding
-from alignjax.losses import LossFn, LossOutput
+from alignjax.losses import LossFn, Objective
+from alignjax.train.forward import SEQUENCE_KEYS, forward_loss
 from alignjax.train.state import TrainState
 
-BATCH_KEYS_BL = ("tokens", "positions", "segment_ids", "targets", "loss_mask")
-
-
-def _forward_loss(params: nnx.State, graphdef: nnx.GraphDef, loss_fn: LossFn, batch: dict) -> LossOutput:
-    model = nnx.merge(graphdef, params)
-    logits_BLV = model(batch["tokens"], batch["positions"], batch["segment_ids"])
-    return loss_fn(logits_BLV, batch)
+# What a step reads from a batch: the sequences, and for [B, K, L] batches the per-response fields. Host-side
+# bookkeeping (`example_index`) stays on the host.
+DEVICE_KEYS = SEQUENCE_KEYS + ("valid_BK", "scores_BK", "labels_B", "ref_logps_BK")
 
 
 def _split_micro_batches(batch: dict, num_micro: int) -> dict:
@@ -43,8 +42,10 @@ def _split_micro_batches(batch: dict, num_micro: int) -> dict:
 def train_step(
     state: TrainState,
     batch: dict,
+    ref_params: nnx.State | None,
     *,
     graphdef: nnx.GraphDef,
+    objective: Objective,
     loss_fn: LossFn,
     optimizer: optax.GradientTransformation,
     schedule: optax.Schedule,
@@ -55,12 +56,13 @@ def train_step(
     The objective is sum(totals) / sum(weights) over all micro-batches, so accumulation changes memory, not
     the gradient.
     """
+    forward = functools.partial(forward_loss, graphdef=graphdef, objective=objective, loss_fn=loss_fn)
 
     def micro_step(carry, micro):
         grads_sum, total_sum, weight_sum, metrics_sum = carry
 
         def objective(params):
-            out = _forward_loss(params, graphdef, loss_fn, micro)
+            out = forward(params, micro, ref_params)
             return out.total, out
 
         (_, out), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
@@ -70,7 +72,7 @@ def train_step(
 
     micro_batches = _split_micro_batches(batch, grad_accum)
     metric_shapes = jax.eval_shape(
-        lambda: _forward_loss(state.params, graphdef, loss_fn, jax.tree.map(lambda x: x[0], micro_batches)).metrics
+        lambda: forward(state.params, jax.tree.map(lambda x: x[0], micro_batches), ref_params).metrics
     )
     zeros = (
         jax.tree.map(jnp.zeros_like, state.params),
@@ -87,42 +89,71 @@ def train_step(
         "loss": total / weight,
         "grad_norm": optax.tree.norm(grads),
         "learning_rate": schedule(state.step),
-        "loss_tokens": weight,
+        "loss_weight": weight,
         **{name: value / weight for name, value in metrics_sum.items()},
     }
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
-def eval_step(params: nnx.State, batch: dict, *, graphdef: nnx.GraphDef, loss_fn: LossFn) -> dict:
-    """Loss sums on a held-out batch, plus per-row exact match: every loss token predicted correctly.
+def eval_step(
+    params: nnx.State,
+    batch: dict,
+    ref_params: nnx.State | None,
+    *,
+    graphdef: nnx.GraphDef,
+    objective: Objective,
+    loss_fn: LossFn,
+) -> dict:
+    """Sums of the loss and of its metrics on a held-out batch; token losses add per-row exact match.
 
-    Under teacher forcing, "every response token is the argmax" is exactly "greedy decoding reproduces the
-    reference", so this scores generation without decoding.
+    Exact match is "every loss token is the argmax": under teacher forcing that is exactly "greedy decoding
+    reproduces the reference", so it scores generation without decoding.
     """
+    if objective.inputs != "tokens":
+        out = forward_loss(
+            params, batch, ref_params, graphdef=graphdef, objective=objective, loss_fn=loss_fn, with_kl=True
+        )
+        return {"total": out.total, "weight": out.weight, "metrics": out.metrics}
     model = nnx.merge(graphdef, params)
     logits_BLV = model(batch["tokens"], batch["positions"], batch["segment_ids"])
     out = loss_fn(logits_BLV, batch)
     wrong_BL = (jnp.argmax(logits_BLV, axis=-1) != batch["targets"]) & (batch["loss_mask"] > 0)
     has_loss_B = jnp.any(batch["loss_mask"] > 0, axis=-1)
-    return {"total": out.total, "weight": out.weight, "exact_match_B": has_loss_B & ~jnp.any(wrong_BL, axis=-1)}
+    exact_match_B = has_loss_B & ~jnp.any(wrong_BL, axis=-1)
+    return {"total": out.total, "weight": out.weight, "metrics": out.metrics, "exact_match_B": exact_match_B}
 
 
-def jit_train_step(graphdef, loss_fn, optimizer, schedule, grad_accum, state_shardings, mesh):
-    """`train_step` compiled with explicit shardings; the incoming state's buffers are donated."""
+def jit_train_step(
+    graphdef, objective, loss_fn, optimizer, schedule, grad_accum, state_shardings, mesh, ref_shardings=None
+):
+    """`train_step` compiled with explicit shardings; the incoming state's buffers are donated.
+
+    `ref_shardings` are the reference params' shardings (those of the policy's params), None without them.
+    """
     step = functools.partial(
-        train_step, graphdef=graphdef, loss_fn=loss_fn, optimizer=optimizer, schedule=schedule, grad_accum=grad_accum
+        train_step,
+        graphdef=graphdef,
+        objective=objective,
+        loss_fn=loss_fn,
+        optimizer=optimizer,
+        schedule=schedule,
+        grad_accum=grad_accum,
     )
     replicated = NamedSharding(mesh, PartitionSpec())
     return jax.jit(
         step,
-        in_shardings=(state_shardings, sharding.batch_sharding(mesh)),
+        in_shardings=(state_shardings, sharding.batch_sharding(mesh), ref_shardings),
         out_shardings=(state_shardings, replicated),
         donate_argnames="state",
     )
 
 
-def jit_eval_step(graphdef, loss_fn, params_shardings, mesh):
+def jit_eval_step(graphdef, objective, loss_fn, params_shardings, mesh, ref_shardings=None):
     """`eval_step` compiled for the mesh; results are replicated so that every process can read them."""
-    step = functools.partial(eval_step, graphdef=graphdef, loss_fn=loss_fn)
+    step = functools.partial(eval_step, graphdef=graphdef, objective=objective, loss_fn=loss_fn)
     replicated = NamedSharding(mesh, PartitionSpec())
-    return jax.jit(step, in_shardings=(params_shardings, sharding.batch_sharding(mesh)), out_shardings=replicated)
+    return jax.jit(
+        step,
+        in_shardings=(params_shardings, sharding.batch_sharding(mesh), ref_shardings),
+        out_shardings=replicated,
+    )

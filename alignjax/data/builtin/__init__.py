@@ -2,6 +2,8 @@
 
 A builtin dataset brings its own splits (one of them held out for evaluation) and its own tokenizer, which is
 what lets the README's first experiment train a model from scratch: `source="builtin"` needs no tokenizer path.
+A dataset whose good answers follow a checkable rule brings the rule too, so a run can report how often the
+model's greedy answers to the held-out prompts follow it.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 
 from transformers import PreTrainedTokenizerBase
 
-from alignjax.data.builtin import toy_instructions
+from alignjax.data.builtin import toy_instructions, toy_preferences
 from alignjax.data.errors import DataError
 
 
@@ -25,6 +27,7 @@ class BuiltinDataset:
         eval_split: the held-out split that evaluation uses.
         rows: split name -> list of SFT rows.
         tokenizer: builds the dataset's own tokenizer (with a chat template).
+        rule: (prompt, answer) -> whether the answer follows the dataset's rule; None when there is none.
     """
 
     name: str
@@ -32,11 +35,36 @@ class BuiltinDataset:
     eval_split: str
     rows: Callable[[str], list[dict]]
     tokenizer: Callable[[], PreTrainedTokenizerBase]
+    rule: Callable[[str, str], bool] | None = None
 
 
 _BUILTINS = {
-    module.NAME: BuiltinDataset(module.NAME, module.SPLITS, module.EVAL_SPLIT, module.rows, module.tokenizer)
-    for module in (toy_instructions,)
+    dataset.name: dataset
+    for dataset in (
+        BuiltinDataset(
+            toy_instructions.NAME,
+            toy_instructions.SPLITS,
+            toy_instructions.EVAL_SPLIT,
+            toy_instructions.rows,
+            toy_instructions.tokenizer,
+        ),
+        BuiltinDataset(
+            toy_preferences.DEMONSTRATIONS,
+            toy_preferences.SPLITS,
+            toy_preferences.EVAL_SPLIT,
+            toy_preferences.demonstration_rows,
+            toy_instructions.tokenizer,
+            toy_preferences.follows_rule,
+        ),
+        BuiltinDataset(
+            toy_preferences.PREFERENCES,
+            toy_preferences.SPLITS,
+            toy_preferences.EVAL_SPLIT,
+            toy_preferences.preference_rows,
+            toy_instructions.tokenizer,
+            toy_preferences.follows_rule,
+        ),
+    )
 }
 
 

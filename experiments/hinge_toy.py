@@ -1,0 +1,15 @@
+"""The hinge loss on DPO's implicit reward margin (SLiC's hinge on reference log-ratios, as in RSO), on the built-in
+toy preference task after its SFT stage.
+
+    python -m alignjax.train --config experiments/hinge_toy.py
+    python -m alignjax.train --config experiments/hinge_toy.py:smoke      # 2 steps of each stage, for tests
+
+The SFT stage and the task are those of experiments/dpo_toy.py; the run reports how often greedy answers to the
+held-out prompts follow the task's rule before and after, and the loss's held-out metrics.
+"""
+
+from alignjax.train.defaults import toy_preference_config
+
+
+def get_config(arg=None):
+    return toy_preference_config("hinge", arg, beta=0.1)

@@ -1,0 +1,163 @@
+"""The preference train step: one forward pass per pair, the reference in the step or precomputed, mesh
+invariance, one trace, and the SFT → DPO loop on the builtin task with a precomputed reference."""
+
+import functools
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+import alignjax.train.step as step_module
+from alignjax import losses, sharding
+from alignjax.losses import Responses
+from alignjax.models import ModelConfig, init_model
+from alignjax.train import loop as loop_module
+from alignjax.train.defaults import base_config, toy_preference_config
+from alignjax.train.forward import forward_loss, reference_logps
+from alignjax.train.optimizer import make_optimizer
+from alignjax.train.state import create_train_state, train_state_shardings
+
+MODEL = ModelConfig(
+    architecture="LlamaForCausalLM", vocab_size=64, hidden_size=32, intermediate_size=48, num_layers=2,
+    num_heads=4, num_kv_heads=2, head_dim=8,
+)
+B, K, L = 8, 2, 12
+
+
+def _pairs_batch(seed=0):
+    """Random pairs: a prompt of 3..5 tokens, then responses of 2..6 tokens, right-padded to L."""
+    rng = np.random.RandomState(seed)
+    tokens = np.zeros((B, K, L), np.int32)
+    segment_ids = np.zeros((B, K, L), np.int32)
+    loss_mask = np.zeros((B, K, L), np.float32)
+    for b in range(B):
+        prompt = rng.randint(1, 64, rng.randint(3, 6))
+        for k in range(K):
+            response = rng.randint(1, 64, rng.randint(2, 7))
+            row = np.concatenate([prompt, response])
+            tokens[b, k, : len(row)] = row
+            segment_ids[b, k, : len(row)] = 1
+            loss_mask[b, k, len(prompt) - 1 : len(row) - 1] = 1.0  # position t predicts token t + 1
+    targets = np.concatenate([tokens[..., 1:], np.zeros((B, K, 1), np.int32)], axis=-1)
+    return dict(
+        tokens=tokens, positions=np.broadcast_to(np.arange(L, dtype=np.int32), (B, K, L)).copy(),
+        segment_ids=segment_ids, targets=targets, loss_mask=loss_mask,
+        valid_BK=np.ones((B, K), np.float32), scores_BK=np.tile(np.array([1.0, 0.0], np.float32), (B, 1)),
+        labels_B=np.zeros((B,), np.float32),
+    )
+
+
+def _params(seed):
+    return nnx.split(init_model(MODEL, seed=seed))
+
+
+def test_summed_logps_equal_a_per_response_forward():
+    graphdef, params = _params(0)
+    batch = _pairs_batch()
+    logps_BK = np.asarray(reference_logps(params, batch, graphdef=graphdef))
+    model = nnx.merge(graphdef, params)
+    for b in range(B):
+        for k in range(K):
+            n = int(batch["segment_ids"][b, k].sum())
+            logp_LV = jax.nn.log_softmax(model(jnp.asarray(batch["tokens"][b, k, None, :n]))[0], axis=-1)
+            mask = batch["loss_mask"][b, k, :n]
+            expected = sum(float(logp_LV[t, batch["targets"][b, k, t]]) for t in range(n) if mask[t])
+            assert abs(logps_BK[b, k] - expected) < 1e-4
+
+
+def test_reference_in_step_equals_precomputed():
+    graphdef, params = _params(0)
+    _, ref_params = _params(1)
+    batch = _pairs_batch()
+    forward = functools.partial(
+        forward_loss, graphdef=graphdef, objective=losses.objective("dpo"), loss_fn=losses.bind(losses.loss_config("dpo"))
+    )
+    in_step = forward(params, batch, ref_params)
+    precomputed = forward(params, {**batch, "ref_logps_BK": reference_logps(ref_params, batch, graphdef=graphdef)}, None)
+    assert abs(float(in_step.total) - float(precomputed.total)) < 1e-5
+    assert float(in_step.total) != pytest.approx(float(forward(params, batch, params).total), abs=1e-3)  # ref matters
+    for name, value in in_step.metrics.items():
+        assert abs(float(value) - float(precomputed.metrics[name])) < 1e-4, name
+
+
+def test_kl_per_token_is_zero_against_itself_and_positive_otherwise():
+    graphdef, params = _params(0)
+    _, other = _params(1)
+    batch = _pairs_batch()
+    forward = functools.partial(
+        forward_loss, graphdef=graphdef, objective=losses.objective("dpo"),
+        loss_fn=losses.bind(losses.loss_config("dpo")), with_kl=True,
+    )
+    assert abs(float(forward(params, batch, params).metrics["kl_per_token"])) < 1e-5
+    assert float(forward(params, batch, other).metrics["kl_per_token"]) > 1e-3
+
+
+def _run_dpo(mesh_shape, steps=3, grad_accum=1):
+    mesh = sharding.make_mesh(*mesh_shape, devices=jax.devices()[: int(np.prod(mesh_shape))])
+    graphdef, params = nnx.split(init_model(MODEL, seed=0, mesh=mesh))
+    _, ref_params = nnx.split(init_model(MODEL, seed=1, mesh=mesh))
+    config = base_config()
+    config.optim.warmup_steps = 0
+    optimizer, schedule = make_optimizer(config.optim, 100)
+    shardings = train_state_shardings(params, optimizer, mesh)
+    state = create_train_state(params, optimizer, 0, shardings)
+    step_fn = step_module.jit_train_step(
+        graphdef, losses.objective("dpo"), losses.bind(losses.loss_config("dpo", beta=0.5)), optimizer, schedule,
+        grad_accum, shardings, mesh, shardings.params,
+    )
+    placement = sharding.batch_sharding(mesh)
+    history = []
+    for i in range(steps):
+        batch = {k: sharding.put_sharded(v, placement) for k, v in _pairs_batch(seed=i).items()}
+        state, metrics = step_fn(state, batch, ref_params)
+        history.append(jax.device_get(metrics))
+    return history
+
+
+def test_dpo_step_on_eight_devices_equals_one_and_accumulation_is_exact():
+    one = _run_dpo((1, 1, 1))
+    eight = _run_dpo((2, 2, 2))
+    accumulated = _run_dpo((1, 1, 1), grad_accum=4)
+    for name in ("loss", "rewards/accuracy", "rewards/margin", "grad_norm"):
+        np.testing.assert_allclose([m[name] for m in eight], [m[name] for m in one], atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose([m[name] for m in accumulated], [m[name] for m in one], atol=1e-5, rtol=1e-5)
+    assert abs(one[0]["loss"] - np.log(2.0)) > 1e-4  # a reference other than the policy: the first loss is not log 2
+
+
+def test_dpo_step_traces_once(monkeypatch):
+    traces = []
+    original = step_module.train_step
+
+    def counting_step(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(step_module, "train_step", counting_step)
+    _run_dpo((1, 1, 1), steps=4)
+    assert len(traces) == 1
+
+
+def _losses(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        return {r["step"]: r["train/loss"] for r in map(json.loads, f) if "train/loss" in r}
+
+
+def test_precomputed_reference_trains_like_the_reference_in_the_step(tmp_path):
+    runs = {}
+    for precompute in (False, True):
+        config = toy_preference_config("dpo", "smoke")
+        config.previous_stage.train.workdir = str(tmp_path / "sft")
+        config.train.update(workdir=str(tmp_path / f"dpo_{precompute}"), steps=3, num_samples=0, export_hf=False)
+        config.reference.precompute = precompute
+        config.optim.update(lr=1e-3, warmup_steps=0)  # steps that move the policy away from the reference
+        loop_module.run(config)
+        runs[precompute] = _losses(config.train.workdir)
+    assert sorted(runs[True]) == [1, 2, 3]
+    for step, loss in runs[False].items():
+        assert abs(runs[True][step] - loss) < 1e-5, step
+    assert abs(runs[True][1] - np.log(2.0)) < 1e-5  # the reference is the starting policy
+    assert runs[True][3] < runs[True][1] - 1e-3
