@@ -20,6 +20,7 @@ def get_config(arg=None):
     config = base_config()
     config.loss = loss_config("dpo", beta=0.1)
     config.data.update(source="json", path=LOCAL_HH, format="pairs", seq_len=512, batch_size=32, eval_fraction=0.05)
+    config.data.length_bucket = 64  # each batch cut to its longest row: a few compiled shapes, little padding
     config.optim.update(lr=5e-7, warmup_steps=100, schedule="linear", min_lr_ratio=0.0)
     config.train.update(steps=2000, log_every=10, eval_every=200, checkpoint_every=200, workdir="/tmp/alignjax/dpo_hh")
     config.train.num_samples = 0

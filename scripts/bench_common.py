@@ -1,11 +1,11 @@
 """What the benchmarks against a peer framework share: the models, the worker processes, the measurements.
 
-Every benchmark (`bench_sft.py`, `bench_sampler.py`) runs the same way. The parent process imports neither torch
-nor jax: it writes its arguments into a temporary work directory and runs the script again as a "prepare" worker,
-which builds a model with `transformers` from a fixed torch seed, saves it (HF format) and the inputs there, and
-writes the run's settings. Then each framework runs in a fresh worker process, `--repeats` times alternating, so
-peak memory and thread pools are each framework's own and drift on a shared machine hits both alike; a worker prints
-its JSON records on stdout, one a line, and the parent keeps each one's best run for the ratio.
+Every benchmark (`bench_sft.py`, `bench_dpo.py`, `bench_sampler.py`) runs the same way. The parent process imports
+neither torch nor jax: it writes its arguments into a temporary work directory and runs the script again as a
+"prepare" worker, which builds a model with `transformers` from a fixed torch seed, saves it (HF format) and the
+inputs there, and writes the run's settings. Then each framework runs in a fresh worker process, `--repeats` times
+alternating, so peak memory and thread pools are each framework's own and drift on a shared machine hits both alike;
+a worker prints its JSON records on stdout, one a line, and the parent keeps each one's best run for the ratio.
 
 The scripts are run as `python scripts/<name>.py`, which puts `scripts/` on `sys.path`: they `import bench_common`.
 """
@@ -16,8 +16,10 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Hashable
 
 # Model shapes. `vocab=None`: the toy tokenizer's size (the default experiment's model), 96 if it is unavailable.
@@ -104,12 +106,23 @@ def add_worker_arguments(parser: argparse.ArgumentParser, frameworks: tuple[str,
     parser.add_argument("--_workdir", help=argparse.SUPPRESS)
 
 
+def _json_object(line: str) -> dict | None:
+    """`line` as a JSON object, or None when it is not one (a framework's own printout, e.g. a Python dict)."""
+    if not line.startswith("{"):
+        return None
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def run_worker(script: str, role: str, workdir: str) -> list[dict]:
     """Runs `script` as the `role` worker ("prepare" or a framework) in a fresh process; returns the JSON records
-    it printed (its stdout lines that start with "{"), in order."""
+    it printed (its stdout lines that are JSON objects), in order."""
     cmd = [sys.executable, os.path.abspath(script), "--_worker", role, "--_workdir", workdir]
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (framework chatter) passes through
-    records = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    records = [record for line in proc.stdout.splitlines() if (record := _json_object(line)) is not None]
     if proc.returncode != 0 or not records:
         raise SystemExit(f"{role} worker failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
     return records
@@ -186,3 +199,107 @@ def torch_sync() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.synchronize()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shared by the training benchmarks: the steady-state timing fields, the alignjax step loop, TRL's hooks.
+
+
+def steady_state(begins, ends, cpu_at_ends, warmup: int, tokens_per_step) -> dict:
+    """The timing fields of a training record from per-step begin/end timestamps, the CPU seconds at each end,
+    and each step's non-padding tokens; the steady state is every step after the first `warmup`.
+
+    tokens/s and steps/s are over the wall time from the end of the last warmup step to the end of the last step
+    (everything between steps included); `step_ms_median` is the median of single steps.
+    """
+    if not 0 < warmup < len(ends):
+        raise ValueError(f"need 0 < warmup ({warmup}) < steps ({len(ends)})")
+    measured = len(ends) - warmup
+    wall_s = ends[-1] - ends[warmup - 1]
+    tokens = sum(tokens_per_step[warmup : len(ends)])
+    return {
+        "steps_measured": measured,
+        "steps_per_s": round(measured / wall_s, 4),
+        "tokens_per_s": round(tokens / wall_s, 1),
+        "step_ms_median": round(1e3 * statistics.median(e - s for s, e in zip(begins[warmup:], ends[warmup:])), 3),
+        "first_step_s": round(ends[0] - begins[0], 3),
+        # Cores kept busy in the steady state; well below the core count means waiting, or another process
+        # competing for the CPU (`loadavg_1m` counts this run's own threads too).
+        "cpu_util_cores": round((cpu_at_ends[-1] - cpu_at_ends[warmup - 1]) / wall_s, 2),
+        "loadavg_1m": round(os.getloadavg()[0], 2),
+        "peak_rss_mib": round(peak_rss_mib(), 1),
+    }
+
+
+def run_jax_steps(step_fn, state, batches, put, *args):
+    """Runs `step_fn(state, put(batch), *args)` over `batches`, blocking on each step's state and metrics.
+
+    Returns (state, begins, ends, cpu seconds at each end, per-step losses as floats); the losses stay on device
+    until the end, so fetching them adds no host sync to a step.
+    """
+    import jax
+
+    begins, ends, cpu, losses = [], [], [], []
+    for batch in batches:
+        begins.append(time.perf_counter())
+        state, metrics = step_fn(state, put(batch), *args)
+        jax.block_until_ready((state, metrics))
+        ends.append(time.perf_counter())
+        cpu.append(cpu_s())
+        losses.append(metrics["loss"])
+    return state, begins, ends, cpu, [float(x) for x in jax.device_get(losses)]
+
+
+def id_tokenizer(vocab_size: int):
+    """A `transformers` tokenizer that reads back token ids written by `ids_to_text` (one word per id, split on
+    whitespace; "<pad>" is 0, "<eos>" 1), for peers that want text or a tokenizer where the benchmark has ids."""
+    import tokenizers
+    import transformers
+
+    vocab = {"<pad>": 0, "<eos>": 1, **{f"t{i}": i for i in range(2, vocab_size)}}
+    backend = tokenizers.Tokenizer(tokenizers.models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    backend.pre_tokenizer = tokenizers.pre_tokenizers.WhitespaceSplit()
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", eos_token="<eos>")
+
+
+def ids_to_text(ids) -> str:
+    """The `id_tokenizer` text of `ids`: one word per id, separated by single spaces."""
+    return " ".join("<pad>" if i == 0 else "<eos>" if i == 1 else f"t{i}" for i in ids)
+
+
+def trl_step_timer():
+    """A `transformers.TrainerCallback` that records each optimizer step's begin and end (`perf_counter`) and
+    the process's CPU seconds at its end, in `.begins`, `.ends` and `.cpu`."""
+    import transformers
+
+    class StepTimer(transformers.TrainerCallback):
+        def __init__(self):
+            self.begins, self.ends, self.cpu = [], [], []
+
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.begins.append(time.perf_counter())
+
+        def on_step_end(self, args, state, control, **kwargs):
+            torch_sync()
+            self.ends.append(time.perf_counter())
+            self.cpu.append(cpu_s())
+
+    return StepTimer()
+
+
+def loss_recording(trainer_cls):
+    """`trainer_cls` (a `transformers.Trainer`) keeping each training step's loss tensor in `.step_losses`
+    (no extra host sync: convert them after training)."""
+
+    class Recording(trainer_cls):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.step_losses = []
+
+        def training_step(self, *args, **kwargs):
+            loss = super().training_step(*args, **kwargs)
+            self.step_losses.append(loss.detach())
+            return loss
+
+    Recording.__name__ = f"Recording{trainer_cls.__name__}"
+    return Recording

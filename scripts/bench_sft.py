@@ -44,16 +44,17 @@ from bench_common import (
     DATA_SEED,
     LLAMAS,
     add_worker_arguments,
-    cpu_s,
     jax_environment,
     load_json,
+    loss_recording,
     peak_rss_mib,
     prepare_workdir,
     run_alternating,
+    run_jax_steps,
     save_json,
     save_llama,
     torch_environment,
-    torch_sync,
+    trl_step_timer,
 )
 
 # The model shapes (`bench_common.LLAMAS`) with each one's default training shape.
@@ -197,7 +198,8 @@ def worker_alignjax(workdir: str, settings: dict) -> dict:
     shardings = train_state_shardings(params, optimizer, mesh)
     state = create_train_state(params, optimizer, seed=0, shardings=shardings)
     del model, params
-    step_fn = jit_train_step(graphdef, losses.get("sft"), optimizer, schedule, 1, shardings, mesh)
+    sft = losses.objective("sft")
+    step_fn = jit_train_step(graphdef, sft, sft.fn, optimizer, schedule, 1, shardings, mesh)
     placement = sharding.batch_sharding(mesh)
 
     def put(batch_np):
@@ -208,18 +210,10 @@ def worker_alignjax(workdir: str, settings: dict) -> dict:
     setup_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    step_fn.lower(state, put(batches[0])).compile()  # the call below reuses this executable
+    step_fn.lower(state, put(batches[0]), None).compile()  # the calls below reuse this executable
     compile_s = time.perf_counter() - t0
 
-    begins, ends, cpu, metrics_list = [], [], [], []
-    for batch_np in batches:
-        begins.append(time.perf_counter())
-        state, metrics = step_fn(state, put(batch_np))
-        jax.block_until_ready((state, metrics))
-        ends.append(time.perf_counter())
-        cpu.append(cpu_s())
-        metrics_list.append(metrics["loss"])
-    step_losses = [float(x) for x in jax.device_get(metrics_list)]
+    state, begins, ends, cpu, step_losses = run_jax_steps(step_fn, state, batches, put, None)
     extra = {
         "setup_s": round(setup_s, 3),
         "compile_s": round(compile_s, 3),
@@ -279,32 +273,8 @@ def worker_trl(workdir: str, settings: dict) -> dict:
         seed=0,
     )
 
-    class Timer(transformers.TrainerCallback):
-        def __init__(self):
-            self.begins, self.ends, self.cpu = [], [], []
-
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.begins.append(time.perf_counter())
-
-        def on_step_end(self, args, state, control, **kwargs):
-            torch_sync()
-            self.ends.append(time.perf_counter())
-            self.cpu.append(cpu_s())
-
-    class RecordingSFTTrainer(trl.SFTTrainer):
-        """Keeps each step's loss tensor (no extra host sync: converted after training)."""
-
-        def __init__(self, *args, **kwargs):
-            super().__init__(*args, **kwargs)
-            self.step_losses = []
-
-        def training_step(self, *args, **kwargs):
-            loss = super().training_step(*args, **kwargs)
-            self.step_losses.append(loss.detach())
-            return loss
-
-    timer = Timer()
-    trainer = RecordingSFTTrainer(
+    timer = trl_step_timer()
+    trainer = loss_recording(trl.SFTTrainer)(
         model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[timer]
     )
     setup_s = time.perf_counter() - t0

@@ -13,7 +13,7 @@ from flax import nnx
 
 import alignjax.train.step as step_module
 from alignjax import losses, sharding
-from alignjax.losses import Responses
+from alignjax.data.batching import trim_to_bucket
 from alignjax.models import ModelConfig, init_model
 from alignjax.train import loop as loop_module
 from alignjax.train.defaults import base_config, toy_preference_config
@@ -25,7 +25,7 @@ MODEL = ModelConfig(
     architecture="LlamaForCausalLM", vocab_size=64, hidden_size=32, intermediate_size=48, num_layers=2,
     num_heads=4, num_kv_heads=2, head_dim=8,
 )
-B, K, L = 8, 2, 12
+B, K, L = 8, 2, 16
 
 
 def _pairs_batch(seed=0):
@@ -82,6 +82,20 @@ def test_reference_in_step_equals_precomputed():
     assert float(in_step.total) != pytest.approx(float(forward(params, batch, params).total), abs=1e-3)  # ref matters
     for name, value in in_step.metrics.items():
         assert abs(float(value) - float(precomputed.metrics[name])) < 1e-4, name
+
+
+def test_length_buckets_cut_only_padding():
+    graphdef, params = _params(0)
+    batch = _pairs_batch()
+    longest = int(batch["segment_ids"].sum(-1).max())
+    trimmed = trim_to_bucket(batch, 4)
+    assert trimmed["tokens"].shape[-1] == -(-longest // 4) * 4 < L
+    assert trim_to_bucket(batch, 0) is batch and trim_to_bucket(batch, 64)["tokens"].shape[-1] == L
+    np.testing.assert_array_equal(trimmed["valid_BK"], batch["valid_BK"])
+    np.testing.assert_allclose(
+        reference_logps(params, trimmed, graphdef=graphdef), reference_logps(params, batch, graphdef=graphdef),
+        atol=1e-5,
+    )
 
 
 def test_kl_per_token_is_zero_against_itself_and_positive_otherwise():

@@ -66,6 +66,8 @@ class BatchIterator:
         pad_id: token id written on padding.
         layout: turns a batch's rows into its arrays; `packing.layout_rows` (SFT) unless given. It must be decided
             by the examples, which the state's fingerprint covers.
+        length_bucket: 0 gives every batch `seq_len` columns; b > 0 cuts each batch to its longest row rounded up
+            to a multiple of b (`trim_to_bucket`).
     """
 
     def __init__(
@@ -78,6 +80,7 @@ class BatchIterator:
         seed: int,
         pad_id: int = 0,
         layout: Layout = layout_rows,
+        length_bucket: int = 0,
     ):
         if not examples:
             raise DataError("no training examples to batch")
@@ -88,6 +91,7 @@ class BatchIterator:
         self.seed = seed
         self.pad_id = pad_id
         self.layout = layout
+        self.length_bucket = length_bucket
         self._fingerprint = _fingerprint(examples, seq_len, pack)
         self._lengths = np.array([len(e) for e in examples]) if pack else None
         self._epoch = 0
@@ -118,7 +122,7 @@ class BatchIterator:
             self._position += len(taken)
             if self._position == len(rows):
                 self._epoch, self._position = self._epoch + 1, 0
-        return self.layout(batch_rows, self.examples, self.seq_len, self.pad_id)
+        return trim_to_bucket(self.layout(batch_rows, self.examples, self.seq_len, self.pad_id), self.length_bucket)
 
     def state(self) -> dict:
         """Where the stream stands, as a JSON-serialisable dict: the epoch and the next row of its order.
@@ -149,8 +153,31 @@ class BatchIterator:
         self._epoch, self._position = epoch, position
 
 
+def trim_to_bucket(batch: dict[str, np.ndarray], bucket: int) -> dict[str, np.ndarray]:
+    """`batch` cut to its longest row rounded up to a multiple of `bucket` tokens (unchanged for bucket 0).
+
+    Why: rows of preference pairs and unpacked SFT examples vary in length, and a batch padded to `seq_len` spends
+    most of its compute on padding when its rows are short. Cutting to a bucket keeps the shapes to a few
+    (seq_len / bucket, each compiled once) while computing on little more than the longest row. Only padding
+    columns are cut: their segment ids are 0 and they carry no loss.
+    """
+    if not bucket:
+        return batch
+    seq_len = batch["segment_ids"].shape[-1]
+    real_L = np.any(batch["segment_ids"].reshape(-1, seq_len) > 0, axis=0)
+    longest = int(np.nonzero(real_L)[0].max()) + 1 if real_L.any() else 1
+    keep = min(seq_len, -(-longest // bucket) * bucket)
+    return {k: v[..., :keep] if v.ndim >= 2 and v.shape[-1] == seq_len else v for k, v in batch.items()}
+
+
 def eval_batches(
-    examples: Sequence[Any], *, seq_len: int, batch_size: int, pad_id: int = 0, layout: Layout = layout_rows
+    examples: Sequence[Any],
+    *,
+    seq_len: int,
+    batch_size: int,
+    pad_id: int = 0,
+    layout: Layout = layout_rows,
+    length_bucket: int = 0,
 ) -> list[dict[str, np.ndarray]]:
     """Fixed-shape, unpacked batches over `examples` in order; the last batch is filled with padding rows.
 
@@ -160,6 +187,7 @@ def eval_batches(
         batch_size: rows per batch.
         pad_id: token id written on padding.
         layout: as for `BatchIterator`.
+        length_bucket: as for `BatchIterator`.
 
     Returns:
         Batches of the layout's arrays plus `example_index` int32 [batch_size]: the row's index into `examples`,
@@ -171,5 +199,5 @@ def eval_batches(
         filler = batch_size - len(indices)
         batch = layout([[i] for i in indices] + [[]] * filler, examples, seq_len, pad_id)
         batch["example_index"] = np.array(indices + [-1] * filler, dtype=np.int32)
-        batches.append(batch)
+        batches.append(trim_to_bucket(batch, length_bucket))
     return batches

@@ -27,6 +27,7 @@ _DEFAULTS = dict(
     split="train",  # split to train on (hub and builtin datasets; local files have one split)
     eval_fraction=0.1,  # share of rows held out for eval, chosen by seed; builtins use their own held-out split
     seq_len=64,  # tokens per row; longer examples are truncated
+    length_bucket=0,  # 0: batches of seq_len columns; b > 0: each batch cut to its longest row, rounded up to b
     batch_size=32,  # rows per global batch
     pack=False,  # pack several examples per row (segment ids keep them apart)
     seed=0,  # held-out choice and per-epoch shuffling
@@ -71,6 +72,7 @@ _CHECKS = {
     "split": (lambda v: isinstance(v, str) and v != "", "a non-empty split name such as 'train'"),
     "eval_fraction": (lambda v: _is_number(v) and 0 <= v < 1, "a number in [0, 1)"),
     "seq_len": (lambda v: _is_int(v) and v >= 2, "an integer >= 2"),
+    "length_bucket": (lambda v: _is_int(v) and v >= 0, "an integer >= 0 (0: every batch has seq_len columns)"),
     "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "pack": (lambda v: isinstance(v, bool), "True or False"),
     "seed": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),

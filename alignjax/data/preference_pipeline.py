@@ -73,8 +73,16 @@ def build_preference_data(
         seed=cfg.seed,
         pad_id=pad_id,
         layout=layout,
+        length_bucket=cfg.length_bucket,
     )
-    evals = eval_batches(eval_tokens, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=pad_id, layout=layout)
+    evals = eval_batches(
+        eval_tokens,
+        seq_len=cfg.seq_len,
+        batch_size=cfg.batch_size,
+        pad_id=pad_id,
+        layout=layout,
+        length_bucket=cfg.length_bucket,
+    )
 
     report.train_examples, report.eval_examples = len(train_tokens), len(eval_tokens)
     report.responses_per_example = k

@@ -92,9 +92,17 @@ def sft_batches(
     """Batches tokenised SFT examples (packed if `cfg.pack`) and completes the report's counts of them."""
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     train_iter = BatchIterator(
-        train_examples, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pack=cfg.pack, seed=cfg.seed, pad_id=pad_id
+        train_examples,
+        seq_len=cfg.seq_len,
+        batch_size=cfg.batch_size,
+        pack=cfg.pack,
+        seed=cfg.seed,
+        pad_id=pad_id,
+        length_bucket=cfg.length_bucket,
     )
-    evals = eval_batches(eval_examples, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=pad_id)
+    evals = eval_batches(
+        eval_examples, seq_len=cfg.seq_len, batch_size=cfg.batch_size, pad_id=pad_id, length_bucket=cfg.length_bucket
+    )
 
     epoch_rows = train_iter.epoch_rows(0)
     report.train_examples, report.eval_examples = len(train_examples), len(eval_examples)
