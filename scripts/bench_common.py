@@ -267,6 +267,37 @@ def ids_to_text(ids) -> str:
     return " ".join("<pad>" if i == 0 else "<eos>" if i == 1 else f"t{i}" for i in ids)
 
 
+def trl_matched_arguments(lr: float, use_cpu: bool) -> dict:
+    """The `transformers.TrainingArguments` that make a TRL trainer do what the alignjax step does: AdamW (betas
+    0.9 / 0.95, eps 1e-8, no weight decay) at a constant `lr` without warmup, clipping at 1.0, float32 without
+    gradient checkpointing (TRL defaults both bf16 and checkpointing on), the batches in order, nothing logged,
+    saved or evaluated."""
+    return dict(
+        learning_rate=lr,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        adam_beta1=0.9,
+        adam_beta2=0.95,
+        adam_epsilon=1e-8,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        gradient_checkpointing=False,
+        bf16=False,
+        fp16=False,
+        use_cpu=use_cpu,
+        train_sampling_strategy="sequential",
+        dataloader_drop_last=True,
+        dataloader_num_workers=0,
+        dataloader_pin_memory=False,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=0,
+    )
+
+
 def trl_step_timer():
     """A `transformers.TrainerCallback` that records each optimizer step's begin and end (`perf_counter`) and
     the process's CPU seconds at its end, in `.begins`, `.ends` and `.cpu`."""

@@ -67,6 +67,7 @@ from bench_common import (
     save_llama,
     steady_state,
     torch_environment,
+    trl_matched_arguments,
     trl_step_timer,
 )
 
@@ -272,7 +273,12 @@ def worker_alignjax(workdir: str, settings: dict, setting: str) -> dict:
     if cfg.reference.precompute:
         t0 = time.perf_counter()
         train_iter = types.SimpleNamespace(
-            examples=examples, seq_len=L, batch_size=B, pad_id=0, layout=preference_layout(examples)
+            examples=examples,
+            seq_len=L,
+            batch_size=B,
+            pad_id=0,
+            layout=preference_layout(examples),
+            length_bucket=settings["length_bucket"],
         )
         tables = ReferenceTables.compute(graphdef, ref_params, train_iter, [], mesh)
         precompute_s = time.perf_counter() - t0
@@ -337,28 +343,7 @@ def worker_trl(workdir: str, settings: dict, setting: str) -> dict:
         beta=settings["beta"],
         loss_type=["sigmoid"],
         precompute_ref_log_probs=setting == "fastest",
-        learning_rate=settings["lr"],
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        adam_beta1=0.9,
-        adam_beta2=0.95,
-        adam_epsilon=1e-8,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        gradient_checkpointing=False,  # TRL's default is True; alignjax's default config has remat off
-        bf16=False,  # TRL's default is True; float32 for both
-        fp16=False,
-        use_cpu=not torch.cuda.is_available(),
-        train_sampling_strategy="sequential",  # the same pairs in the same order as alignjax
-        dataloader_drop_last=True,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=False,
-        eval_strategy="no",
-        save_strategy="no",
-        logging_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=0,
+        **trl_matched_arguments(settings["lr"], use_cpu=not torch.cuda.is_available()),
     )
     timed = {"precompute_s": 0.0}
 

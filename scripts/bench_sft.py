@@ -54,6 +54,7 @@ from bench_common import (
     save_json,
     save_llama,
     torch_environment,
+    trl_matched_arguments,
     trl_step_timer,
 )
 
@@ -249,28 +250,7 @@ def worker_trl(workdir: str, settings: dict) -> dict:
         max_length=settings["seq_len"],
         packing=False,
         padding_free=False,
-        learning_rate=settings["lr"],
-        lr_scheduler_type="constant",
-        warmup_steps=0,
-        adam_beta1=0.9,
-        adam_beta2=0.95,
-        adam_epsilon=1e-8,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        gradient_checkpointing=False,  # TRL's default is True; alignjax's default config has remat off
-        bf16=False,
-        fp16=False,
-        use_cpu=use_cpu,
-        train_sampling_strategy="sequential",  # the same batches in the same order as alignjax
-        dataloader_drop_last=True,
-        dataloader_num_workers=0,
-        dataloader_pin_memory=False,
-        eval_strategy="no",
-        save_strategy="no",
-        logging_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=0,
+        **trl_matched_arguments(settings["lr"], use_cpu=use_cpu),
     )
 
     timer = trl_step_timer()

@@ -88,21 +88,21 @@ def test_ranked_lists_are_padded_to_the_longest_with_invalid_responses(tmp_path,
     assert eval_batch["tokens"].shape == (3, 3, 24) and list(eval_batch["example_index"]) == [0, -1, -1]
 
 
-def test_unpaired_kl_completion_is_the_next_rows_completion_under_this_prompt(tmp_path, tokenizer):
-    rows = [{"prompt": f"upper: {w}", "completion": w.upper(), "label": i % 2 == 0} for i, w in enumerate("abc")]
+def test_unpaired_kl_completion_is_half_a_batch_away_under_this_prompt(tmp_path, tokenizer):
+    rows = [{"prompt": f"upper: {w}", "completion": w.upper(), "label": i % 2 == 0} for i, w in enumerate("abcd")]
     path = _write_jsonl(tmp_path / "kto.jsonl", rows)
-    train_iter = build_data(_config(path, format="unpaired", batch_size=3), tokenizer)[0]
+    train_iter = build_data(_config(path, format="unpaired", batch_size=4), tokenizer)[0]
     batch = next(train_iter)
     order = [int(i) for i in batch["example_index"]]
     for b, index in enumerate(order):
         prompt, completion = rows[index]["prompt"], rows[index]["completion"]
-        other = rows[order[(b + 1) % 3]]["completion"]
+        other = rows[order[(b + 2) % 4]]["completion"]
         for k, response in enumerate([completion, other]):
             mask = batch["loss_mask"][b, k] == 1
             assert tokenizer.decode(batch["targets"][b, k][mask]) == response + "<|end|>"
             assert tokenizer.decode(batch["tokens"][b, k][: np.argmax(mask) + 1]).endswith(prompt + "<|assistant|>")
         assert batch["labels_B"][b] == float(rows[index]["label"])
-    np.testing.assert_array_equal(batch["valid_BK"], np.ones((3, 2)))
+    np.testing.assert_array_equal(batch["valid_BK"], np.ones((4, 2)))
 
 
 def test_pairs_make_unpaired_examples_for_kto(tmp_path, tokenizer):

@@ -16,6 +16,7 @@ from alignjax import losses, sharding
 from alignjax.data.batching import trim_to_bucket
 from alignjax.models import ModelConfig, init_model
 from alignjax.train import loop as loop_module
+from alignjax.train.config_checks import ConfigValueError
 from alignjax.train.defaults import base_config, toy_preference_config
 from alignjax.train.forward import forward_loss, reference_logps
 from alignjax.train.optimizer import make_optimizer
@@ -175,3 +176,16 @@ def test_precomputed_reference_trains_like_the_reference_in_the_step(tmp_path):
         assert abs(runs[True][step] - loss) < 1e-5, step
     assert abs(runs[True][1] - np.log(2.0)) < 1e-5  # the reference is the starting policy
     assert runs[True][3] < runs[True][1] - 1e-3
+
+
+def test_every_stage_is_checked_before_any_trains(tmp_path):
+    config = toy_preference_config("simpo", "smoke")
+    config.previous_stage.train.workdir = str(tmp_path / "sft")
+    config.reference.precompute = True  # SimPO has no reference
+    with pytest.raises(ConfigValueError, match="uses no reference model"):
+        loop_module.run(config)
+    config.reference.precompute = False
+    config.previous_stage.train.export_hf = False  # the DPO stage could not start from it
+    with pytest.raises(ConfigValueError, match="export_hf"):
+        loop_module.run(config)
+    assert not os.path.exists(tmp_path / "sft")

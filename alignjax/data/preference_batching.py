@@ -16,9 +16,10 @@ Batch arrays (`layout_preferences`):
     example_index                            int32    [B]     the row's index into the split's examples; -1 for
                                                               filler rows (eval batches), whose valid_BK are 0
 
-Unpaired (KTO) batches have K = 2: response 0 is the row's completion and response 1 the completion of the next
-real row in the batch ((b + 1) mod n, TRL's shifted-completion trick) under this row's prompt, whose log-ratio
-only enters KTO's KL estimate.
+Unpaired (KTO) batches have K = 2: response 0 is the row's completion and response 1 the completion of the real
+row half a batch away ((b + n // 2) mod n, TRL's shifted-completion trick) under this row's prompt, whose
+log-ratio only enters KTO's KL estimate. Half a batch rather than the next row: pairs become a desirable and an
+undesirable example side by side, and in ordered (eval) batches the next row would answer the same prompt.
 """
 
 from __future__ import annotations
@@ -55,7 +56,8 @@ def layout_preferences(
         seq_len: L.
         pad_id: the token id of padding.
         k: responses per row, at least the longest list of `examples`; shorter lists get invalid responses.
-        kl_completions: unpaired (KTO) batches: response 1 of each row is the next real row's completion.
+        kl_completions: unpaired (KTO) batches: response 1 of each row is the completion of the real row half a
+            batch away.
 
     Returns:
         The batch's arrays.
@@ -72,7 +74,8 @@ def layout_preferences(
         example = examples[index]
         responses = list(example.responses)
         if kl_completions:
-            responses.append(examples[rows[real[(n + 1) % len(real)]][0]].responses[0])
+            shift = max(1, len(real) // 2)
+            responses.append(examples[rows[real[(n + shift) % len(real)]][0]].responses[0])
         if len(responses) > k:
             raise ValueError(f"example {index} has {len(responses)} responses; the batch holds k={k}")
         for j, response_R in enumerate(responses):

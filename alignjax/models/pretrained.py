@@ -262,15 +262,17 @@ def save_pretrained(
     tensors = {}
     for param_path, variable in nnx.to_flat_state(nnx.state(model, nnx.Param)):
         tensors[names[param_path].name] = names[param_path].to_hf(_to_host(variable[...]))
-    if jax.process_index() != 0:
-        return
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, CONFIG_FILE), "w") as f:
-        json.dump(hf_config, f, indent=2)
-    write_checkpoint(tensors, path, max_shard_bytes=max_shard_size)
-    if tokenizer is not None:
-        tokenizer.save_pretrained(path)
-    elif cfg.source and os.path.abspath(cfg.source) != os.path.abspath(path):
-        for name in TOKENIZER_FILES:
-            if os.path.exists(os.path.join(cfg.source, name)):
-                shutil.copy(os.path.join(cfg.source, name), path)
+    if jax.process_index() == 0:
+        os.makedirs(path, exist_ok=True)
+        write_checkpoint(tensors, path, max_shard_bytes=max_shard_size)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(path)
+        elif cfg.source and os.path.abspath(cfg.source) != os.path.abspath(path):
+            for name in TOKENIZER_FILES:
+                if os.path.exists(os.path.join(cfg.source, name)):
+                    shutil.copy(os.path.join(cfg.source, name), path)
+        # Written last: a directory with config.json holds a complete export (a later stage relies on it).
+        with open(os.path.join(path, CONFIG_FILE), "w") as f:
+            json.dump(hf_config, f, indent=2)
+    if jax.process_count() > 1:  # no process reads the export before process 0 has written it
+        multihost_utils.sync_global_devices(f"save_pretrained {path}")

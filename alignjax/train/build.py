@@ -80,7 +80,8 @@ def build_model(config: ConfigDict, objective: Objective, vocab_size: int, mesh)
         new = init_reward_model if wants_rewards else init_model
         return new(_new_model_config(config, vocab_size), seed=config.seed, mesh=mesh)
     load = reward_model_from_pretrained if wants_rewards else from_pretrained
-    model = load(m.path, dtype=m.dtype, param_dtype=m.param_dtype, mesh=mesh)
+    seed = dict(seed=config.seed) if wants_rewards else {}  # a causal LM directory gets a new head drawn from it
+    model = load(m.path, dtype=m.dtype, param_dtype=m.param_dtype, mesh=mesh, **seed)
     backbone = model.backbone if wants_rewards else model
     backbone.config = backbone.config.replace(remat=m.remat)
     return model
@@ -98,9 +99,10 @@ def reference_params(config: ConfigDict, policy_params: nnx.State, mesh) -> nnx.
             policy_params
         )
     params = nnx.state(from_pretrained(path, dtype=m.dtype, param_dtype=m.param_dtype, mesh=mesh))
-    if jax.tree.structure(params) != jax.tree.structure(policy_params):
+    shapes = lambda tree: jax.tree.map(lambda x: (x.shape, x.dtype), tree)  # noqa: E731
+    if jax.tree.structure(params) != jax.tree.structure(policy_params) or shapes(params) != shapes(policy_params):
         raise ValueError(
-            f"reference.path={path!r} holds a model of another structure than the policy "
+            f"reference.path={path!r} holds a model of another structure or shape than the policy "
             f"({m.path or 'model.init'}); the reference must have the policy's architecture"
         )
     return params

@@ -62,6 +62,15 @@ def check_config(config: ConfigDict) -> None:
         f"data.format={objective.format!r}",
     )
     _check(
+        objective.reference or not (config.reference.path or config.reference.precompute),
+        f"loss {objective.name!r} uses no reference model, but reference.path={config.reference.path!r} / "
+        f"reference.precompute={config.reference.precompute} are set; unset them (or choose a loss with a reference)",
+    )
+    _check(
+        "previous_stage" not in config or config.previous_stage.train.export_hf,
+        "previous_stage.train.export_hf=False: a later stage starts from the previous stage's export; set it True",
+    )
+    _check(
         not (config.reference.precompute and objective.format == "unpaired"),
         "reference.precompute=True is not available for unpaired (KTO) data: each batch pairs a prompt with another "
         "row's completion for the KL estimate, so those log-probs change from batch to batch; set it to False",

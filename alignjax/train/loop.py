@@ -82,24 +82,38 @@ def _print_summary(config: ConfigDict, final: dict[str, float], rule_rate_before
         tqdm.write(f"[{config.loss.name}] {line}")
 
 
+def _stages(config: ConfigDict) -> list[ConfigDict]:
+    """The configs of the experiment's stages, earliest first."""
+    return (_stages(config.previous_stage) if "previous_stage" in config else []) + [config]
+
+
+def _export_done(config: ConfigDict) -> bool:
+    return os.path.exists(os.path.join(config.train.workdir, EXPORT_DIR, "config.json"))
+
+
 def run(config: ConfigDict) -> dict[str, float]:
-    """Runs the experiment `config`, after the stages before it; returns its final eval metrics."""
+    """Runs the experiment `config`, after the stages before it; returns its final eval metrics.
+
+    Every stage's config is checked before any trains, so a mistake in the last stage does not wait for the first
+    one. A stage whose export exists is done and skipped; one that stops early (SIGTERM) stops the run, and the
+    same command resumes it.
+    """
     if config.distributed.enabled:
         d = config.distributed
         sharding.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
-    return _run_stages(config)
-
-
-def _run_stages(config: ConfigDict) -> dict[str, float]:
-    if "previous_stage" in config:
-        previous = config.previous_stage
-        export = os.path.join(previous.train.workdir, EXPORT_DIR)
-        if os.path.exists(os.path.join(export, "config.json")):
-            tqdm.write(f"previous stage: done, using its export {export} (delete {previous.train.workdir} to redo it)")
-        else:
-            tqdm.write(f"previous stage: training it first, into {previous.train.workdir}")
-            _run_stages(previous)
-    return train(config)
+    stages = _stages(config)
+    for stage in stages:
+        check_config(stage)
+    final: dict[str, float] = {}
+    for stage in stages:
+        if stage is not config and _export_done(stage):
+            tqdm.write(f"stage {stage.train.workdir}: done, using its export (delete that directory to redo it)")
+            continue
+        final = train(stage)
+        if stage is not config and not _export_done(stage):
+            tqdm.write(f"stage {stage.train.workdir} stopped before its end; rerun the same command to resume")
+            return {}
+    return final
 
 
 def train(config: ConfigDict) -> dict[str, float]:

@@ -46,6 +46,7 @@ class ReferenceTables:
             batch_size=train_iter.batch_size,
             pad_id=train_iter.pad_id,
             layout=train_iter.layout,
+            length_bucket=train_iter.length_bucket,
         )
 
         def table(batches: list[dict], count: int, split: str) -> np.ndarray:

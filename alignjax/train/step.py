@@ -54,7 +54,8 @@ def train_step(
     """One optimizer step on `batch`, accumulating gradients over `grad_accum` micro-batches.
 
     The objective is sum(totals) / sum(weights) over all micro-batches, so accumulation changes memory, not
-    the gradient.
+    the gradient, for every loss made of per-row terms (KTO's batch KL estimate is the exception: it is taken
+    per micro-batch, as TRL takes it per device batch).
     """
     forward = functools.partial(forward_loss, graphdef=graphdef, objective=objective, loss_fn=loss_fn)
 
