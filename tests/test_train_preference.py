@@ -168,8 +168,10 @@ def test_precomputed_reference_trains_like_the_reference_in_the_step(tmp_path):
         config.previous_stage.train.workdir = str(tmp_path / "sft")
         config.train.update(workdir=str(tmp_path / f"dpo_{precompute}"), steps=3, num_samples=0, export_hf=False)
         config.reference.precompute = precompute
+        config.train.rule_prompts = 8  # the smoke variant checks none
         config.optim.update(lr=1e-3, warmup_steps=0)  # steps that move the policy away from the reference
-        loop_module.run(config)
+        final = loop_module.run(config)
+        assert 0.0 <= final["rule_rate"] <= 1.0 and 0.0 <= final["rewards/accuracy"] <= 1.0
         runs[precompute] = _losses(config.train.workdir)
     assert sorted(runs[True]) == [1, 2, 3]
     for step, loss in runs[False].items():

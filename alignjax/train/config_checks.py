@@ -52,7 +52,7 @@ def check_config(config: ConfigDict) -> None:
     _check(optim.clip_norm >= 0, f"optim.clip_norm must be >= 0 (0 disables), got {optim.clip_norm}")
     _check(optim.grad_accum >= 1, f"optim.grad_accum must be >= 1, got {optim.grad_accum}")
     _check(train.steps >= 1, f"train.steps must be >= 1, got {train.steps}")
-    for field in ("log_every", "eval_every", "checkpoint_every"):
+    for field in ("log_every", "eval_every", "checkpoint_every", "rule_prompts"):
         _check(train[field] >= 0, f"train.{field} must be >= 0 (0 disables), got {train[field]}")
     _check(config.loss.name in losses.names(), f"loss.name must be one of {losses.names()}, got {config.loss.name!r}")
     objective = losses.objective(config.loss.name)

@@ -64,6 +64,7 @@ def base_config() -> ConfigDict:
             workdir="/tmp/alignjax/run",
             export_hf=True,
             num_samples=4,
+            rule_prompts=200,  # held-out prompts whose greedy answers are checked by a builtin task's rule; 0: none
         )
     )
     config.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # -1: all remaining devices
@@ -82,7 +83,9 @@ def toy_sft_stage(arg=None) -> ConfigDict:
     config.data.path = "toy_demonstrations"
     config.train.update(steps=3000, eval_every=0, checkpoint_every=1000, workdir=f"{TOY_WORKDIR}/toy_sft")
     if arg == "smoke":
-        config.train.update(steps=2, log_every=1, checkpoint_every=0, num_samples=1, workdir=f"{TOY_WORKDIR}/smoke_sft")
+        config.train.update(
+            steps=2, log_every=1, checkpoint_every=0, num_samples=1, rule_prompts=0, workdir=f"{TOY_WORKDIR}/smoke_sft"
+        )
         config.data.max_examples = 256
     return config
 
@@ -108,7 +111,7 @@ def toy_preference_config(loss: str, arg=None, **hyperparameters) -> ConfigDict:
     config.optim.update(lr=1e-4, warmup_steps=20, schedule="constant")
     config.train.update(steps=300, log_every=25, eval_every=100, checkpoint_every=100, workdir=f"{TOY_WORKDIR}/{loss}_toy")
     if arg == "smoke":
-        config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, num_samples=1)
+        config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, num_samples=1, rule_prompts=0)
         config.train.workdir = f"{TOY_WORKDIR}/smoke_{loss}"
         config.data.max_examples = 64
     return config

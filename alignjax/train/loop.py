@@ -57,9 +57,10 @@ class _RuleCheck:
     def __init__(self, config: ConfigDict, objective: losses.Objective):
         data = config.data
         dataset = get_builtin(data.path) if data.source == "builtin" else None
-        self.rule = dataset.rule if dataset and objective.inputs != "rewards" else None
+        wanted = config.train.rule_prompts and dataset and objective.inputs != "rewards"
+        self.rule = dataset.rule if wanted else None
         if self.rule:
-            self.prompts = [row["prompt"] for row in dataset.rows(dataset.eval_split)]
+            self.prompts = [row["prompt"] for row in dataset.rows(dataset.eval_split)][: config.train.rule_prompts]
             self.tag = data.control_good if data.format == "conditional" else ""
 
     def __call__(self, model, tokenizer, mesh, count: int = 0) -> float:
