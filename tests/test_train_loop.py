@@ -153,7 +153,7 @@ def _wait_for_checkpoint(workdir, process, minimum_step):
 
 
 def test_kill_minus_nine_then_resume_matches_uninterrupted(tmp_path):
-    args = ("--config.train.steps=300", "--config.train.log_every=1", "--config.train.checkpoint_every=20")
+    args = ("--config.train.steps=150", "--config.train.log_every=1", "--config.train.checkpoint_every=20")
     _run_cli(tmp_path / "straight", *args)
     command, env = _cli(tmp_path / "killed", *args)
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

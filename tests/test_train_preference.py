@@ -56,17 +56,21 @@ def _params(seed):
     return nnx.split(init_model(MODEL, seed=seed))
 
 
-def test_summed_logps_equal_a_per_response_forward():
+def test_summed_logps_sum_exactly_the_response_tokens():
     graphdef, params = _params(0)
     batch = _pairs_batch()
-    logps_BK = np.asarray(reference_logps(params, batch, graphdef=graphdef))
-    model = nnx.merge(graphdef, params)
+    logps_BK = np.asarray(jax.jit(functools.partial(reference_logps, graphdef=graphdef))(params, batch))
+    rows = {k: batch[k].reshape(B * K, L) for k in ("tokens", "positions", "segment_ids")}
+    logits_NLV = jax.jit(lambda p, t, pos, seg: nnx.merge(graphdef, p)(t, pos, seg))(
+        params, rows["tokens"], rows["positions"], rows["segment_ids"]
+    )
+    logp_NLV = np.asarray(jax.nn.log_softmax(logits_NLV, axis=-1)).reshape(B, K, L, -1)
     for b in range(B):
         for k in range(K):
-            n = int(batch["segment_ids"][b, k].sum())
-            logp_LV = jax.nn.log_softmax(model(jnp.asarray(batch["tokens"][b, k, None, :n]))[0], axis=-1)
-            mask = batch["loss_mask"][b, k, :n]
-            expected = sum(float(logp_LV[t, batch["targets"][b, k, t]]) for t in range(n) if mask[t])
+            tokens = batch["tokens"][b, k]
+            start = int(np.argmax(batch["loss_mask"][b, k]))  # the last prompt position predicts the first answer
+            end = int(batch["segment_ids"][b, k].sum())
+            expected = sum(logp_NLV[b, k, t, tokens[t + 1]] for t in range(start, end - 1))
             assert abs(logps_BK[b, k] - expected) < 1e-4
 
 
@@ -74,11 +78,12 @@ def test_reference_in_step_equals_precomputed():
     graphdef, params = _params(0)
     _, ref_params = _params(1)
     batch = _pairs_batch()
-    forward = functools.partial(
+    forward = jax.jit(functools.partial(
         forward_loss, graphdef=graphdef, objective=losses.objective("dpo"), loss_fn=losses.bind(losses.loss_config("dpo"))
-    )
+    ))
     in_step = forward(params, batch, ref_params)
-    precomputed = forward(params, {**batch, "ref_logps_BK": reference_logps(ref_params, batch, graphdef=graphdef)}, None)
+    ref_logps_BK = jax.jit(functools.partial(reference_logps, graphdef=graphdef))(ref_params, batch)
+    precomputed = forward(params, {**batch, "ref_logps_BK": ref_logps_BK}, None)
     assert abs(float(in_step.total) - float(precomputed.total)) < 1e-5
     assert float(in_step.total) != pytest.approx(float(forward(params, batch, params).total), abs=1e-3)  # ref matters
     for name, value in in_step.metrics.items():
@@ -93,25 +98,23 @@ def test_length_buckets_cut_only_padding():
     assert trimmed["tokens"].shape[-1] == -(-longest // 4) * 4 < L
     assert trim_to_bucket(batch, 0) is batch and trim_to_bucket(batch, 64)["tokens"].shape[-1] == L
     np.testing.assert_array_equal(trimmed["valid_BK"], batch["valid_BK"])
-    np.testing.assert_allclose(
-        reference_logps(params, trimmed, graphdef=graphdef), reference_logps(params, batch, graphdef=graphdef),
-        atol=1e-5,
-    )
+    logps = jax.jit(functools.partial(reference_logps, graphdef=graphdef))
+    np.testing.assert_allclose(logps(params, trimmed), logps(params, batch), atol=1e-5)
 
 
 def test_kl_per_token_is_zero_against_itself_and_positive_otherwise():
     graphdef, params = _params(0)
     _, other = _params(1)
     batch = _pairs_batch()
-    forward = functools.partial(
+    forward = jax.jit(functools.partial(
         forward_loss, graphdef=graphdef, objective=losses.objective("dpo"),
         loss_fn=losses.bind(losses.loss_config("dpo")), with_kl=True,
-    )
+    ))
     assert abs(float(forward(params, batch, params).metrics["kl_per_token"])) < 1e-5
     assert float(forward(params, batch, other).metrics["kl_per_token"]) > 1e-3
 
 
-def _run_dpo(mesh_shape, steps=3, grad_accum=1):
+def _run_dpo(mesh_shape, steps=2, grad_accum=1):
     mesh = sharding.make_mesh(*mesh_shape, devices=jax.devices()[: int(np.prod(mesh_shape))])
     graphdef, params = nnx.split(init_model(MODEL, seed=0, mesh=mesh))
     _, ref_params = nnx.split(init_model(MODEL, seed=1, mesh=mesh))
@@ -133,17 +136,7 @@ def _run_dpo(mesh_shape, steps=3, grad_accum=1):
     return history
 
 
-def test_dpo_step_on_eight_devices_equals_one_and_accumulation_is_exact():
-    one = _run_dpo((1, 1, 1))
-    eight = _run_dpo((2, 2, 2))
-    accumulated = _run_dpo((1, 1, 1), grad_accum=4)
-    for name in ("loss", "rewards/accuracy", "rewards/margin", "grad_norm"):
-        np.testing.assert_allclose([m[name] for m in eight], [m[name] for m in one], atol=1e-5, rtol=1e-5)
-        np.testing.assert_allclose([m[name] for m in accumulated], [m[name] for m in one], atol=1e-5, rtol=1e-5)
-    assert abs(one[0]["loss"] - np.log(2.0)) > 1e-4  # a reference other than the policy: the first loss is not log 2
-
-
-def test_dpo_step_traces_once(monkeypatch):
+def test_dpo_step_on_eight_devices_equals_one_accumulates_exactly_and_traces_once(monkeypatch):
     traces = []
     original = step_module.train_step
 
@@ -152,8 +145,14 @@ def test_dpo_step_traces_once(monkeypatch):
         return original(*args, **kwargs)
 
     monkeypatch.setattr(step_module, "train_step", counting_step)
-    _run_dpo((1, 1, 1), steps=4)
+    one = _run_dpo((1, 1, 1), steps=3)
     assert len(traces) == 1
+    eight = _run_dpo((2, 2, 2))
+    accumulated = _run_dpo((1, 1, 1), grad_accum=4)
+    for name in ("loss", "rewards/accuracy", "rewards/margin", "grad_norm"):
+        np.testing.assert_allclose([m[name] for m in eight], [m[name] for m in one[:2]], atol=1e-5, rtol=1e-5)
+        np.testing.assert_allclose([m[name] for m in accumulated], [m[name] for m in one[:2]], atol=1e-5, rtol=1e-5)
+    assert abs(one[0]["loss"] - np.log(2.0)) > 1e-4  # a reference other than the policy: the first loss is not log 2
 
 
 def _losses(workdir):
