@@ -4,6 +4,7 @@ The device count must be fixed before JAX creates its backend, hence here, at im
 name a mesh run on the first device as usual.
 """
 
+import json
 import os
 
 import jax
@@ -27,3 +28,33 @@ def stories260k_dir(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("stories260K")
     convert_llama2c(checkpoint, tokenizer, str(out_dir))
     return out_dir
+
+
+def write_jsonl(path, rows) -> str:
+    """Writes `rows` as a JSON Lines file at `path` (a pathlib.Path); returns the path as a string."""
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    """The builtin toy task's character-level tokenizer (tests that modify it define a fresh one per test)."""
+    from alignjax.data import load_builtin_tokenizer
+
+    return load_builtin_tokenizer("toy_instructions")
+
+
+@pytest.fixture
+def train_step_traces(monkeypatch):
+    """A list that grows by one each time `alignjax.train.step.train_step` is traced (jit calls it only then)."""
+    import alignjax.train.step as step_module
+
+    traces = []
+    original = step_module.train_step
+
+    def counting_step(*args, **kwargs):
+        traces.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(step_module, "train_step", counting_step)
+    return traces

@@ -14,22 +14,13 @@ from alignjax.data import (
     conditional_prompt,
     encode_chat_prompt,
     layout_preferences,
-    load_builtin_tokenizer,
     preference_eval_batches,
     sft_data_config,
 )
 
+from conftest import write_jsonl
+
 PAIRS = [{"prompt": f"upper: {w}", "chosen": w.upper(), "rejected": w} for w in ("ab", "cde", "fg", "hij", "kl")]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_builtin_tokenizer("toy_instructions")
-
-
-def _write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(path)
 
 
 def _config(path, **overrides):
@@ -61,7 +52,7 @@ def test_layout_of_a_hand_made_pair_marks_exactly_the_response_targets():
 
 
 def test_pipeline_pairs_decode_to_prompt_then_chosen_and_rejected(tmp_path, tokenizer):
-    path = _write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:1])
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:1])
     batch = next(build_data(_config(path, format="pairs", batch_size=1), tokenizer)[0])
     for k, response in enumerate(["AB<|end|>", "ab<|end|>"]):
         mask = batch["loss_mask"][0, k] == 1
@@ -74,7 +65,7 @@ def test_ranked_lists_are_padded_to_the_longest_with_invalid_responses(tmp_path,
         {"prompt": "upper: ab", "responses": ["AB", "ab", "Ab"], "scores": [3, 1, 2]},
         {"prompt": "upper: cd", "responses": ["CD", "cd"], "scores": [0.5, 0.25]},
     ]
-    path = _write_jsonl(tmp_path / "ranked.jsonl", rows)
+    path = write_jsonl(tmp_path / "ranked.jsonl", rows)
     _, evals, _, report = build_data(_config(path, format="ranked", eval_fraction=0.5, batch_size=3), tokenizer)
     train_iter = build_data(_config(path, format="ranked", batch_size=2), tokenizer)[0]
     batch = next(train_iter)
@@ -90,7 +81,7 @@ def test_ranked_lists_are_padded_to_the_longest_with_invalid_responses(tmp_path,
 
 def test_unpaired_kl_completion_is_half_a_batch_away_under_this_prompt(tmp_path, tokenizer):
     rows = [{"prompt": f"upper: {w}", "completion": w.upper(), "label": i % 2 == 0} for i, w in enumerate("abcd")]
-    path = _write_jsonl(tmp_path / "kto.jsonl", rows)
+    path = write_jsonl(tmp_path / "kto.jsonl", rows)
     train_iter = build_data(_config(path, format="unpaired", batch_size=4), tokenizer)[0]
     batch = next(train_iter)
     order = [int(i) for i in batch["example_index"]]
@@ -106,13 +97,13 @@ def test_unpaired_kl_completion_is_half_a_batch_away_under_this_prompt(tmp_path,
 
 
 def test_pairs_make_unpaired_examples_for_kto(tmp_path, tokenizer):
-    path = _write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:2])
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:2])
     train_iter, _, _, report = build_data(_config(path, format="unpaired", batch_size=4), tokenizer)
     assert report.train_examples == 4 and sorted(e.label for e in train_iter.examples) == [False, False, True, True]
 
 
 def test_conditional_examples_give_the_control_tag_and_learn_the_response(tmp_path, tokenizer):
-    path = _write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:1])
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS[:1])
     cfg = _config(path, format="conditional", control_good="good:", control_bad="bad:", batch_size=2, seq_len=32)
     train_iter, _, _, report = build_data(cfg, tokenizer)
     assert report.train_examples == 2 and report.responses_per_example == 0
@@ -149,7 +140,7 @@ def _assert_batches_equal(a, b):
 
 @pytest.mark.parametrize("format", ["pairs", "unpaired"])
 def test_state_and_restore_resume_the_same_batches(tmp_path, tokenizer, format):
-    path = _write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
     cfg = _config(path, format=format, batch_size=3)
     uninterrupted = build_data(cfg, tokenizer)[0]
     expected = [next(uninterrupted) for _ in range(8)]
@@ -162,7 +153,7 @@ def test_state_and_restore_resume_the_same_batches(tmp_path, tokenizer, format):
 
 
 def test_preference_eval_batches_go_over_the_training_examples_in_order(tmp_path, tokenizer):
-    path = _write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
     train_iter = build_data(_config(path, format="pairs", batch_size=2), tokenizer)[0]
     assert isinstance(train_iter, BatchIterator)
     batches = preference_eval_batches(train_iter.examples, seq_len=24, batch_size=2, pad_id=train_iter.pad_id)
@@ -171,6 +162,6 @@ def test_preference_eval_batches_go_over_the_training_examples_in_order(tmp_path
 
 
 def test_preference_formats_refuse_packing(tmp_path, tokenizer):
-    path = _write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
+    path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
     with pytest.raises(DataError, match=r"data.pack=True with data.format='pairs': .* never packed"):
         build_data(_config(path, format="pairs", pack=True), tokenizer)

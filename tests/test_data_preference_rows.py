@@ -1,23 +1,22 @@
 """Preference rows: the schemas, the implicit prompt of HH-RLHF, conversions between formats, and bad rows."""
 
-import json
 import os
 import time
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
 
 from alignjax.data import (
     DataError,
     PreferenceExample,
     binarize,
     build_data,
-    load_builtin_tokenizer,
     preference_example,
     sft_data_config,
     to_format,
 )
+
+from conftest import SHARED_DATA, write_jsonl
 
 HH = os.path.join(SHARED_DATA, "hh_rlhf_harmless_base_test.jsonl.gz")
 # The rows of HH-RLHF harmless-base test that cannot be split into a prompt and two responses, by reason.
@@ -26,16 +25,6 @@ HH_UNSPLITTABLE = {
     "prompts_differ": [1255, 1689, 1951, 1953, 2037],  # chosen and rejected differ before their last turn
 }
 USER = {"role": "user", "content": "upper: ab"}
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_builtin_tokenizer("toy_instructions")
-
-
-def _write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(path)
 
 
 def _config(path, **overrides):
@@ -139,7 +128,7 @@ def test_pairs_become_unpaired_examples_and_unpaired_rows_cannot_become_pairs():
 )
 def test_bad_input_raises_or_is_counted_as_on_bad_row_says(tmp_path, tokenizer, row, reason):
     good = {"prompt": "upper: cd", "chosen": "CD", "rejected": "cd"}
-    path = _write_jsonl(tmp_path / "pairs.jsonl", [good, row, good])
+    path = write_jsonl(tmp_path / "pairs.jsonl", [good, row, good])
     cfg = _config(path, seq_len=32)
     with pytest.raises(DataError, match=r"pairs.jsonl line 2: ") as caught:
         build_data(cfg, tokenizer)
@@ -151,7 +140,7 @@ def test_bad_input_raises_or_is_counted_as_on_bad_row_says(tmp_path, tokenizer, 
 
 
 def test_long_responses_are_cut_to_seq_len_and_counted(tmp_path, tokenizer):
-    path = _write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "upper: ab", "chosen": "A" * 30, "rejected": "ab"}])
+    path = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "upper: ab", "chosen": "A" * 30, "rejected": "ab"}])
     train_iter, _, _, report = build_data(_config(path, seq_len=24, batch_size=1), tokenizer)
     (example,) = train_iter.examples
     assert report.truncated == 1 and len(example.prompt_P) + len(example.responses[0]) == 24

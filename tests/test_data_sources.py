@@ -6,14 +6,9 @@ import ml_collections
 import pandas as pd
 import pytest
 
-from alignjax.data import DataError, build_sft_data, load_builtin_tokenizer, sft_data_config
+from alignjax.data import DataError, build_sft_data, sft_data_config
 
 GOOD = [{"prompt": f"upper: {w}", "completion": w.upper()} for w in ("abc", "de", "fgh", "ijkl", "mn", "opq")]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return load_builtin_tokenizer("toy_instructions")
 
 
 def _config(path, **overrides):

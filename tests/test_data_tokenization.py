@@ -1,11 +1,12 @@
 """Chat-template tokenisation: the loss mask covers exactly the assistant's tokens; truncation is counted."""
 
-import json
 
 import numpy as np
 import pytest
 
 from alignjax.data import DataError, build_sft_data, encode_chat, load_builtin_tokenizer, sft_data_config
+
+from conftest import write_jsonl
 
 
 @pytest.fixture
@@ -15,11 +16,6 @@ def tokenizer():
 
 def _assistant_text(example, tokenizer):
     return tokenizer.decode(example.tokens_L[example.assistant_L])
-
-
-def _write_jsonl(path, rows):
-    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-    return str(path)
 
 
 def test_mask_covers_the_response_and_end_of_turn(tokenizer):
@@ -43,7 +39,7 @@ def test_mask_covers_every_assistant_turn(tokenizer):
 
 
 def test_batch_targets_under_the_loss_mask_are_the_completion(tmp_path, tokenizer):
-    path = _write_jsonl(tmp_path / "d.jsonl", [{"prompt": "reverse: abc", "completion": "cba"}])
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "reverse: abc", "completion": "cba"}])
     cfg = sft_data_config(source="json", path=path, eval_fraction=0.0, seq_len=24, batch_size=1)
     batch = next(build_sft_data(cfg, tokenizer)[0])
     mask = batch["loss_mask"][0] == 1
@@ -58,7 +54,7 @@ def test_truncation_keeps_the_prompt_start_and_drops_examples_without_response(t
         {"prompt": "a", "completion": "bcdefghij"},  # 13 tokens: cut, part of the response remains
         {"prompt": "abcdefghijkl", "completion": "b"},  # 17 tokens: the response starts beyond seq_len
     ]
-    path = _write_jsonl(tmp_path / "d.jsonl", rows)
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
     cfg = sft_data_config(source="json", path=path, eval_fraction=0.0, seq_len=10, batch_size=2)
     train_iter, _, _, report = build_sft_data(cfg, tokenizer)
     assert report.truncated == 1 and report.skipped == {"response_truncated": 1} and report.train_examples == 2
@@ -68,13 +64,13 @@ def test_truncation_keeps_the_prompt_start_and_drops_examples_without_response(t
 
 def test_tokenizer_without_chat_template_is_an_error(tmp_path, tokenizer):
     tokenizer.chat_template = None
-    path = _write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "completion": "b"}])
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "completion": "b"}])
     with pytest.raises(DataError, match="tokenizer 'toy_instructions' has no chat template; set one"):
         build_sft_data(sft_data_config(source="json", path=path), tokenizer)
 
 
 def test_other_sources_need_a_tokenizer(tmp_path):
-    path = _write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "completion": "b"}])
+    path = write_jsonl(tmp_path / "d.jsonl", [{"prompt": "a", "completion": "b"}])
     with pytest.raises(DataError, match=r"data.source='json' needs a tokenizer: set the model/tokenizer path"):
         build_sft_data(sft_data_config(source="json", path=path))
 
@@ -112,7 +108,7 @@ def test_template_errors_name_the_row_and_can_be_skipped(tmp_path, tokenizer):
         },
         {"prompt": "u", "completion": "a"},
     ]
-    path = _write_jsonl(tmp_path / "d.jsonl", rows)
+    path = write_jsonl(tmp_path / "d.jsonl", rows)
     cfg = sft_data_config(source="json", path=path, eval_fraction=0.0, batch_size=1)
     with pytest.raises(DataError, match=r"d.jsonl line 1: the chat template .* rejected this conversation: no system"):
         build_sft_data(cfg, tokenizer)

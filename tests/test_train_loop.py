@@ -15,7 +15,6 @@ import jax
 import pytest
 
 import alignjax.train.loop as loop_module
-import alignjax.train.step as step_module
 from alignjax.train.config_checks import ConfigValueError, check_config
 
 from conftest import REPO_ROOT
@@ -82,26 +81,21 @@ def test_every_experiment_runs_its_smallest_variant(path, tmp_path, previous_sta
     assert os.path.exists(tmp_path / "hf" / "config.json")
 
 
-def test_one_trace_and_host_syncs_only_when_logging(tmp_path, monkeypatch):
-    traces, fetches = [], []
-    original_step, original_get = step_module.train_step, jax.device_get
-
-    def counting_step(*args, **kwargs):
-        traces.append(1)
-        return original_step(*args, **kwargs)
+def test_one_trace_and_host_syncs_only_when_logging(tmp_path, monkeypatch, train_step_traces):
+    fetches = []
+    original_get = jax.device_get
 
     def counting_get(x):
         fetches.append(1)
         return original_get(x)
 
-    monkeypatch.setattr(step_module, "train_step", counting_step)
     monkeypatch.setattr(loop_module.jax, "device_get", counting_get)
     config = _load_experiment(TOY).get_config("smoke")
     config.train.update(workdir=str(tmp_path), steps=9, log_every=3, num_samples=0, export_hf=False)
     config.data.max_examples = 256
     with jax.transfer_guard_device_to_host("disallow"):  # no implicit device-to-host copies anywhere
         loop_module.train(config)
-    assert len(traces) == 1
+    assert len(train_step_traces) == 1
     eval_batches = len(loop_module.build_data(config.data, None)[1])
     assert len(fetches) == 9 // 3 + eval_batches  # three logging steps, then the final evaluation
 

@@ -6,7 +6,6 @@ import json
 import os
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
@@ -136,17 +135,9 @@ def _run_dpo(mesh_shape, steps=2, grad_accum=1):
     return history
 
 
-def test_dpo_step_on_eight_devices_equals_one_accumulates_exactly_and_traces_once(monkeypatch):
-    traces = []
-    original = step_module.train_step
-
-    def counting_step(*args, **kwargs):
-        traces.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(step_module, "train_step", counting_step)
+def test_dpo_step_on_eight_devices_equals_one_accumulates_exactly_and_traces_once(train_step_traces):
     one = _run_dpo((1, 1, 1), steps=3)
-    assert len(traces) == 1
+    assert len(train_step_traces) == 1
     eight = _run_dpo((2, 2, 2))
     accumulated = _run_dpo((1, 1, 1), grad_accum=4)
     for name in ("loss", "rewards/accuracy", "rewards/margin", "grad_norm"):

@@ -81,17 +81,9 @@ def test_bfloat16_compute_with_remat_trains():
     assert np.isfinite([m["loss"] for m in history]).all()
 
 
-def test_traced_once_per_shape(monkeypatch):
-    traces = []
-    original = step_module.train_step
-
-    def counting_step(*args, **kwargs):
-        traces.append(1)
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(step_module, "train_step", counting_step)
+def test_traced_once_per_shape(train_step_traces):
     _run(steps=5)
-    assert len(traces) == 1
+    assert len(train_step_traces) == 1
 
 
 def test_sft_loss_matches_hand_computation():
