@@ -26,6 +26,7 @@ setup(
         "tqdm>=4.66",
         "tensorboardX>=2.6",
         "jinja2>=3.1",  # chat templates (transformers renders them with jinja2 but does not require it)
+        "matplotlib>=3.8",  # learning curves and evaluation plots
     ],
     extras_require={
         # torch is pinned to the CPU wheel this project's machines carry; an unpinned torch pulls CUDA builds.

@@ -104,7 +104,7 @@ def _pairwise(row: dict, where: str) -> PreferenceExample:
         raise DataError(f"{where}: the row has none of the preference fields; expected {EXPECTED}", MISSING_FIELD)
     _require(row, ("chosen", "rejected"), where, "pairwise")
     if _present(row, "prompt"):
-        prompt = _prompt(row["prompt"], where)
+        prompt = prompt_messages(row["prompt"], where)
         chosen, rejected = _response(row["chosen"], where, "chosen"), _response(row["rejected"], where, "rejected")
     else:
         prompt, chosen, rejected = _split_implicit_prompt(row["chosen"], row["rejected"], where)
@@ -131,7 +131,7 @@ def _ranked(row: dict, where: str) -> PreferenceExample:
     for i, score in enumerate(scores):
         if isinstance(score, bool) or not isinstance(score, (int, float)) or not math.isfinite(score):
             raise DataError(f"{where}: scores[{i}] must be a finite number, got {type_name(score)}", WRONG_TYPE)
-    prompt = _prompt(row["prompt"], where)
+    prompt = prompt_messages(row["prompt"], where)
     texts = tuple(_response(r, where, f"responses[{i}]") for i, r in enumerate(responses))
     if len(set(scores)) == 1:
         raise DataError(
@@ -158,10 +158,10 @@ def _unpaired(row: dict, where: str) -> PreferenceExample:
             WRONG_TYPE,
         )
     completion = _response(row["completion"], where, "completion")
-    return PreferenceExample(_prompt(row["prompt"], where), (completion,), (float(row["label"]),), row["label"])
+    return PreferenceExample(prompt_messages(row["prompt"], where), (completion,), (float(row["label"]),), row["label"])
 
 
-def _prompt(value: Any, where: str) -> list[dict[str, str]]:
+def prompt_messages(value: Any, where: str) -> list[dict[str, str]]:
     """A string prompt as one user message, or a checked message list that opens with a system or user message."""
     if isinstance(value, str):
         return [{"role": "user", "content": value}]

@@ -10,7 +10,6 @@ the stage before, which `run` trains first unless its export already exists.
 from __future__ import annotations
 
 import os
-import signal
 import time
 
 import jax
@@ -23,32 +22,20 @@ from alignjax import losses, sharding
 from alignjax.data import build_data
 from alignjax.data.builtin import get_builtin
 from alignjax.models import save_pretrained
+from alignjax.rl import check_rl_config, train_rl
 from alignjax.train.build import build_model, load_tokenizer, reference_params
 from alignjax.train.checkpoint import Checkpointer, abstract_like
 from alignjax.train.config_checks import check_config, resolve_mesh_shape
 from alignjax.train.evaluation import evaluate, greedy_answers, print_answers, print_samples, put_batch, rule_rate
 from alignjax.train.metrics import MetricWriter
 from alignjax.train.optimizer import make_optimizer
+from alignjax.train.preemption import StopOnSigterm
 from alignjax.train.reference import ReferenceTables
 from alignjax.train.state import create_train_state, train_state_shardings
 from alignjax.train.step import jit_eval_step, jit_train_step
 
 EXPORT_DIR = "hf"
 _RULE_ANSWER_TOKENS = 8  # greedy tokens per held-out prompt when checking a dataset's rule
-
-
-class _StopOnSigterm:
-    """Turns SIGTERM into a flag the loop polls between steps, so the step in flight completes."""
-
-    def __init__(self):
-        self.requested = False
-        self._previous = signal.signal(signal.SIGTERM, self._handle)
-
-    def _handle(self, signum, frame):
-        self.requested = True
-
-    def restore(self):
-        signal.signal(signal.SIGTERM, self._previous)
 
 
 class _RuleCheck:
@@ -104,13 +91,13 @@ def run(config: ConfigDict) -> dict[str, float]:
         sharding.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
     stages = _stages(config)
     for stage in stages:
-        check_config(stage)
+        check_rl_config(stage, jax.device_count()) if "rl" in stage else check_config(stage)
     final: dict[str, float] = {}
     for stage in stages:
         if stage is not config and _export_done(stage):
             tqdm.write(f"stage {stage.train.workdir}: done, using its export (delete that directory to redo it)")
             continue
-        final = train(stage)
+        final = train_rl(stage) if "rl" in stage else train(stage)
         if stage is not config and not _export_done(stage):
             tqdm.write(f"stage {stage.train.workdir} stopped before its end; rerun the same command to resume")
             return {}
@@ -154,7 +141,7 @@ def train(config: ConfigDict) -> dict[str, float]:
         eval_batches = [tables.attach(batch, "eval") for batch in eval_batches]
     check_rule = _RuleCheck(config, objective)
     writer = MetricWriter(workdir)
-    stop = _StopOnSigterm()
+    stop = StopOnSigterm()
     t = config.train
     tokens_since_log, last_log = 0, time.perf_counter()
     try:

@@ -1,0 +1,35 @@
+"""Learning curves of an on-policy run, saved as a PNG beside its metrics."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: runs on headless TPU VMs and CI
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_curves(history: list[dict[str, float]], path: str, title: str) -> None:
+    """Rewards (rollout mean and greedy eval) and KL to the reference against the iteration, into `path`.
+
+    Args:
+      history: one record per logged iteration: `iteration`, `reward`, `kl` and, on eval iterations,
+        `eval_reward`.
+      path: the PNG to write.
+      title: the figure's title (the algorithm and experiment).
+    """
+    figure, (reward_axes, kl_axes) = plt.subplots(1, 2, figsize=(10, 3.8))
+    rollouts = [h for h in history if "reward" in h]  # iteration 0 has only the starting model's eval
+    steps = [h["iteration"] for h in rollouts]
+    reward_axes.plot(steps, [h["reward"] for h in rollouts], label="rollout answers (sampled)", alpha=0.7)
+    evals = [h for h in history if "eval_reward" in h]
+    reward_axes.plot(
+        [h["iteration"] for h in evals], [h["eval_reward"] for h in evals], "o-", label="held-out greedy answers"
+    )
+    reward_axes.set(xlabel="iteration", ylabel="mean reward", title="reward")
+    reward_axes.legend()
+    kl_axes.plot(steps, [h["kl"] for h in rollouts], color="tab:red")
+    kl_axes.set(xlabel="iteration", ylabel="KL(policy || reference) per answer", title="KL to the reference")
+    figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

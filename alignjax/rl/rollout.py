@@ -1,0 +1,208 @@
+"""Rollouts: the current policy answers a batch of prompts, and every answer is scored and compared with the reference.
+
+A rollout of N = prompts x k answers holds, per answer, the token row the train step reads (the prompt
+left-padded to `max_prompt_len`, then the answer's T = `max_new_tokens` slots), and per answer token its
+log-prob under the sampling policy, under the frozen reference and, for PPO, the value model's estimate. Fixed
+widths make every rollout the same shape, so the sampler, the scoring functions and the train step each compile
+once for a whole run.
+
+An answer ends at the first stop token (the tokenizer's EOS), which the sampler includes in it; an answer that
+runs out of `max_new_tokens` first loses `missing_eos_penalty` from its reward.
+
+The policy's log-probs are the sampler's own (under the model's temperature-1 distribution, the one the train
+step differentiates), so no extra forward pass is spent on them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import jax
+import numpy as np
+from flax import nnx
+
+from alignjax import sharding
+from alignjax.losses import token_logprobs
+from alignjax.rl.prompts import Prompts
+from alignjax.rl.rewards import Scorer
+from alignjax.sampling import GREEDY, SamplingConfig, generate
+
+ROW_KEYS = ("tokens", "positions", "segment_ids")
+
+
+def response_logps(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
+    """log p(answer token t | prompt, answer before t) for every answer slot, [N, T] (meaningless past the end)."""
+    logits_NSV = nnx.merge(graphdef, params)(rows["tokens"], rows["positions"], rows["segment_ids"])
+    return token_logprobs(logits_NSV[:, prompt_len - 1 : -1], rows["tokens"][:, prompt_len:])
+
+
+def response_values(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
+    """A value model's estimate for the state before each answer token, [N, T]."""
+    values_NS = nnx.merge(graphdef, params)(rows["tokens"], rows["positions"], rows["segment_ids"])
+    return values_NS[:, prompt_len - 1 : -1]
+
+
+_jit_response_logps = jax.jit(response_logps, static_argnames=("graphdef", "prompt_len"))
+_jit_response_values = jax.jit(response_values, static_argnames=("graphdef", "prompt_len"))
+
+
+@dataclasses.dataclass
+class Rollout:
+    """N answers (answer j of prompt i at row i * k + j), as host arrays.
+
+    rows: `tokens`, `positions`, `segment_ids`, [N, S] with S = prompt_len + T; padding has segment id 0.
+    mask_NT: 1.0 on answer tokens (the stop token included), 0.0 after the end.
+    logps_NT / ref_logps_NT: log-probs of the answer tokens under the sampling policy / the frozen reference.
+    values_NT: the value model's estimates (PPO), else None.
+    scores_N: the reward function's or model's score; rewards_N: the score less the missing-EOS penalty.
+    stopped_N: whether the answer ended with a stop token; lengths_N: its tokens, stop token included.
+    prompt_index_N: which of the iteration's prompts row n answers; answers: the decoded texts.
+    """
+
+    rows: dict[str, np.ndarray]
+    prompt_len: int
+    samples_per_prompt: int
+    mask_NT: np.ndarray
+    logps_NT: np.ndarray
+    ref_logps_NT: np.ndarray
+    values_NT: np.ndarray | None
+    scores_N: np.ndarray
+    rewards_N: np.ndarray
+    stopped_N: np.ndarray
+    lengths_N: np.ndarray
+    prompt_index_N: np.ndarray
+    answers: list[str]
+
+    @property
+    def num_prompts(self) -> int:
+        return len(self.rewards_N) // self.samples_per_prompt
+
+    def kl_N(self) -> np.ndarray:
+        """Each answer's summed log-ratio to the reference: the k1 estimate of its sequence KL."""
+        return np.sum((self.logps_NT - self.ref_logps_NT) * self.mask_NT, axis=1)
+
+
+def token_rows(prompt_ids: list[list[int]], prompt_index_N, tokens_NT, lengths_N, prompt_len: int, pad_id: int):
+    """Model inputs for prompt + answer rows: prompts left-padded to `prompt_len`, answers after them."""
+    N, T = tokens_NT.shape
+    tokens_NS = np.full((N, prompt_len + T), pad_id, np.int32)
+    real_NS = np.zeros((N, prompt_len + T), bool)
+    for n, p in enumerate(prompt_index_N):
+        ids = prompt_ids[p]
+        tokens_NS[n, prompt_len - len(ids) : prompt_len] = ids
+        real_NS[n, prompt_len - len(ids) : prompt_len] = True
+    tokens_NS[:, prompt_len:] = tokens_NT
+    real_NS[:, prompt_len:] = np.arange(T) < np.asarray(lengths_N)[:, None]
+    positions_NS = np.maximum(np.cumsum(real_NS, axis=1) - 1, 0).astype(np.int32)
+    return {"tokens": tokens_NS, "positions": positions_NS, "segment_ids": real_NS.astype(np.int32)}
+
+
+class RolloutWorker:
+    """Samples answers from given policy params and scores them; holds what stays fixed over a run.
+
+    Args:
+      model: the policy (its structure; the params sampled with are passed to each call).
+      ref_params: the frozen reference's params.
+      scorer: the reward.
+      tokenizer: stop token (EOS), pad token and decoding of answers.
+      mesh: where params live; rollout rows are split over its data-parallel devices.
+      max_prompt_len, max_new_tokens: the fixed widths of every rollout.
+      sampling: the decoding strategy of rollouts (evaluation decodes greedily).
+      missing_eos_penalty: subtracted from the reward of an answer that never emitted the stop token.
+      critic_graphdef: the value model's structure, for PPO.
+    """
+
+    def __init__(
+        self,
+        model,
+        ref_params,
+        scorer: Scorer,
+        tokenizer,
+        mesh,
+        *,
+        max_prompt_len: int,
+        max_new_tokens: int,
+        sampling: SamplingConfig,
+        missing_eos_penalty: float,
+        critic_graphdef: nnx.GraphDef | None = None,
+    ):
+        self.model, self.graphdef = model, nnx.graphdef(model)
+        self.ref_params, self.scorer, self.tokenizer, self.mesh = ref_params, scorer, tokenizer, mesh
+        self.max_prompt_len, self.max_new_tokens = max_prompt_len, max_new_tokens
+        self.sampling, self.missing_eos_penalty = sampling, missing_eos_penalty
+        self.critic_graphdef = critic_graphdef
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+    def _sample(self, params, prompts: Prompts, rng, num_samples: int, sampling: SamplingConfig):
+        return generate(
+            self.model,
+            prompts.token_ids,
+            params,
+            rng,
+            max_new_tokens=self.max_new_tokens,
+            config=sampling,
+            num_samples=num_samples,
+            tokenizer=self.tokenizer,
+            pad_id=self.pad_id,
+            mesh=self.mesh,
+            length_bucket=self.max_prompt_len,
+        )
+
+    def _device_rows(self, prompts: Prompts, sample) -> tuple[dict, dict]:
+        """The rows as host arrays, and on the mesh with padding rows (segment id 0) up to a multiple of its
+        data-parallel size; results computed from the device rows are cut back to the real rows."""
+        tokens_NT, lengths_N = jax.device_get((sample.tokens, sample.lengths))
+        rows = token_rows(prompts.token_ids, sample.prompt_index, tokens_NT, lengths_N, self.max_prompt_len, self.pad_id)
+        extra = -len(tokens_NT) % sharding.data_parallel_size(self.mesh)
+        placement = sharding.batch_sharding(self.mesh)
+        padded = {k: np.pad(v, ((0, extra), (0, 0))) for k, v in rows.items()}
+        return rows, {k: sharding.put_sharded(v, placement) for k, v in padded.items()}
+
+    def collect(
+        self, params, prompts: Prompts, rng: jax.Array, num_samples: int, critic_params=None
+    ) -> tuple[Rollout, dict[str, float]]:
+        """`num_samples` answers to each prompt, scored; also the seconds spent generating and scoring."""
+        start = time.perf_counter()
+        sample = self._sample(params, prompts, rng, num_samples, self.sampling)  # texts decoded: on the host
+        generated = time.perf_counter()
+        rows, device_rows = self._device_rows(prompts, sample)
+        prompt_values = [prompts.values[p] for p in sample.prompt_index]
+        scores_N = self.scorer(prompt_values, sample.texts, device_rows)
+        ref_logps_NT = _jit_response_logps(
+            self.ref_params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len
+        )
+        values_NT = None
+        if critic_params is not None:
+            values_NT = _jit_response_values(
+                critic_params, device_rows, graphdef=self.critic_graphdef, prompt_len=self.max_prompt_len
+            )
+        logps_NT, lengths_N, stopped_N, ref_logps_NT, values_NT = jax.device_get(
+            (sample.logprobs, sample.lengths, sample.stopped, ref_logps_NT, values_NT)
+        )
+        N = len(lengths_N)
+        ref_logps_NT, values_NT = ref_logps_NT[:N], None if values_NT is None else values_NT[:N]
+        scored = time.perf_counter()
+        mask_NT = (np.arange(self.max_new_tokens) < lengths_N[:, None]).astype(np.float32)
+        rollout = Rollout(
+            rows=rows,
+            prompt_len=self.max_prompt_len,
+            samples_per_prompt=num_samples,
+            mask_NT=mask_NT,
+            logps_NT=np.asarray(logps_NT) * mask_NT,
+            ref_logps_NT=np.asarray(ref_logps_NT) * mask_NT,
+            values_NT=None if values_NT is None else np.asarray(values_NT) * mask_NT,
+            scores_N=scores_N,
+            rewards_N=scores_N - self.missing_eos_penalty * ~np.asarray(stopped_N),
+            stopped_N=np.asarray(stopped_N),
+            lengths_N=np.asarray(lengths_N),
+            prompt_index_N=sample.prompt_index,
+            answers=sample.texts,
+        )
+        return rollout, {"generate_seconds": generated - start, "score_seconds": scored - generated}
+
+    def greedy_scores(self, params, prompts: Prompts) -> tuple[np.ndarray, list[str]]:
+        """The scores of greedy answers to `prompts` (the evaluation of a policy) and the answers."""
+        sample = self._sample(params, prompts, 0, 1, GREEDY)
+        _, device_rows = self._device_rows(prompts, sample)
+        return self.scorer(prompts.values, sample.texts, device_rows), sample.texts

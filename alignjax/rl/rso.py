@@ -1,0 +1,43 @@
+"""Statistical rejection sampling (RSO; Liu et al. 2024, "Statistical Rejection Sampling Improves Preference
+Optimization"): answers drawn from the SFT policy, kept so that they follow the optimal policy of the KL-regularised
+reward objective,
+
+    pi*(y | x)  proportional to  pi_sft(y | x) * exp(r(x, y) / beta),
+
+and then ranked by the reward into pairs for DPO or SLiC. A candidate y is accepted with probability
+exp((r(y) - r_max) / beta), r_max the best reward among the prompt's candidates: small beta keeps mostly the
+best answers, large beta keeps the SFT distribution. This follows the paper's Algorithm 1 (sweeps over the
+remaining candidates in random order until enough are accepted, r_max taken over those remaining).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def rejection_sample(rewards_K: np.ndarray, beta: float, num_accept: int, rng: np.random.Generator) -> list[int]:
+    """Indices of `num_accept` distinct candidates accepted by RSO's rejection sampling, in acceptance order."""
+    if num_accept > len(rewards_K):
+        raise ValueError(f"cannot accept {num_accept} of {len(rewards_K)} candidates")
+    remaining = list(range(len(rewards_K)))
+    accepted: list[int] = []
+    while len(accepted) < num_accept:
+        best = max(rewards_K[i] for i in remaining)
+        for i in rng.permutation(remaining):
+            if rng.uniform() < np.exp((rewards_K[i] - best) / beta):
+                accepted.append(int(i))
+                remaining.remove(i)
+                if len(accepted) == num_accept:
+                    break
+    return accepted
+
+
+def rso_pairs(rewards_BK: np.ndarray, beta: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per prompt, two answers accepted by rejection sampling, the higher-reward one first (chosen)."""
+    chosen_B, rejected_B = [], []
+    for rewards_K in rewards_BK:
+        a, b = rejection_sample(rewards_K, beta, 2, rng)
+        chosen, rejected = (a, b) if rewards_K[a] >= rewards_K[b] else (b, a)
+        chosen_B.append(chosen)
+        rejected_B.append(rejected)
+    return np.asarray(chosen_B), np.asarray(rejected_B)
