@@ -42,6 +42,7 @@ from alignjax.train.state import create_train_state, train_state_shardings
 
 EXPORT_DIR = "hf"
 CURVE_FILE = "curve.png"
+CURVE_KEYS = ("reward", "kl", "eval_reward", "eval_kl")  # what the checkpointed curve keeps of each iteration
 
 
 @dataclasses.dataclass
@@ -76,7 +77,7 @@ def _critic(config: ConfigDict, total_updates: int, mesh) -> _Trainee | None:
 
 
 def _log_line(iteration: int, record: dict[str, float]) -> str:
-    shown = ("reward", "eval_reward", "kl", "answer_length", "generate_seconds", "score_seconds", "train_seconds")
+    shown = ("reward", "eval_reward", "kl", "eval_kl", "answer_length", "generate_seconds", "score_seconds", "train_seconds")
     return f"[iteration {iteration}] " + "  ".join(f"{k}={record[k]:.4g}" for k in shown if k in record)
 
 
@@ -118,19 +119,19 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
         tqdm.write(f"resumed from {workdir}/checkpoints iteration {start}")
     del model
 
-    def evaluate(params) -> float:
-        scores, _ = worker.greedy_scores(params, eval_prompts)
-        return float(np.mean(scores))
+    def evaluate(params) -> dict[str, float]:
+        scores, kl, _ = worker.greedy_scores(params, eval_prompts)
+        return {"eval_reward": float(np.mean(scores)), "eval_kl": float(np.mean(kl))}
 
     writer = MetricWriter(workdir, echo=False)
     stop = StopOnSigterm()
     t = config.train
     try:
         if start == 0 and t.eval_every and len(eval_prompts):
-            start_reward = evaluate(states["policy"].params)
-            history.append({"iteration": 0, "eval_reward": start_reward})
-            writer.write(0, {"reward": start_reward}, prefix="eval")
-            tqdm.write(f"[iteration 0] eval_reward={start_reward:.4g} (the starting model's greedy answers)")
+            start_eval = evaluate(states["policy"].params)
+            history.append({"iteration": 0, **start_eval})
+            writer.write(0, start_eval)
+            tqdm.write(f"[iteration 0] eval_reward={start_eval['eval_reward']:.4g} (the starting model's greedy answers)")
         for iteration in tqdm(range(start, t.steps), initial=start, total=t.steps, desc=algorithm.name, disable=None):
             prompts = iteration_prompts(train_prompts, iteration, rl.prompts_per_iteration, config.data.seed)
             sampling_params = ref_params if algorithm.name == "rso" else states["policy"].params
@@ -145,7 +146,7 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
             record = {
                 "reward": float(np.mean(rollout.rewards_N)),
                 "score": float(np.mean(rollout.scores_N)),
-                "kl": kl,
+                **({} if algorithm.name == "rso" else {"kl": kl}),  # RSO samples from the reference: no drift to see
                 "kl_coef": kl_control.coef,
                 "answer_length": float(np.mean(rollout.lengths_N)),
                 "stop_rate": float(np.mean(rollout.stopped_N)),
@@ -155,10 +156,9 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
             kl_control.update(kl, len(rollout.rewards_N))
             done = iteration + 1
             if t.eval_every and (done % t.eval_every == 0 or done == t.steps) and len(eval_prompts):
-                record["eval_reward"] = evaluate(states["policy"].params)
+                record.update(evaluate(states["policy"].params))
             writer.write(done, record)
-            history.append({"iteration": done, **{k: record[k] for k in ("reward", "kl") if k in record},
-                            **({"eval_reward": record["eval_reward"]} if "eval_reward" in record else {})})
+            history.append({"iteration": done, **{k: record[k] for k in CURVE_KEYS if k in record}})
             if t.log_every and (done % t.log_every == 0 or done == t.steps or "eval_reward" in record):
                 tqdm.write(_log_line(done, record))
             if stop.requested or (t.checkpoint_every and done % t.checkpoint_every == 0) or done == t.steps:
@@ -179,21 +179,19 @@ def _finish(config, policy_state, graphdef, tokenizer, history, worker, eval_pro
     """Plots the curve, prints a few greedy answers and the outcome, exports the policy; returns final metrics."""
     workdir, name = config.train.workdir, config.rl.algorithm.name
     final = {}
-    evals = [h["eval_reward"] for h in history if "eval_reward" in h]
+    evals = [h for h in history if "eval_reward" in h]
     if jax.process_index() == 0 and history:
         plot_curves(history, os.path.join(workdir, CURVE_FILE), f"{name}: {workdir}")
         tqdm.write(f"[{name}] curve saved to {workdir}/{CURVE_FILE}")
     if evals:
-        final["eval_reward"] = evals[-1]
-        kls = [h["kl"] for h in history if "kl" in h]
-        final["kl"] = kls[-1] if kls else 0.0
+        final = {k: evals[-1][k] for k in ("eval_reward", "eval_kl")}
         tqdm.write(
-            f"[{name}] mean reward of greedy answers to {len(eval_prompts)} held-out prompts: {evals[0]:.3f} at the "
-            f"start -> {evals[-1]:.3f} after {config.train.steps} iterations; KL to the reference "
-            f"{final['kl']:.3f} per answer"
+            f"[{name}] mean reward of greedy answers to {len(eval_prompts)} held-out prompts: "
+            f"{evals[0]['eval_reward']:.3f} at the start -> {final['eval_reward']:.3f} after {config.train.steps} "
+            f"iterations; their KL to the reference: {final['eval_kl']:.3f} per answer"
         )
         if config.train.num_samples:
-            scores, answers = worker.greedy_scores(policy_state.params, eval_prompts)
+            scores, _, answers = worker.greedy_scores(policy_state.params, eval_prompts)
             for prompt, answer, score in list(zip(eval_prompts.values, answers, scores))[: config.train.num_samples]:
                 tqdm.write(f"  {prompt!r} -> {answer!r} (reward {score:.3g})")
     if config.train.export_hf:

@@ -12,8 +12,8 @@ def plot_curves(history: list[dict[str, float]], path: str, title: str) -> None:
     """Rewards (rollout mean and greedy eval) and KL to the reference against the iteration, into `path`.
 
     Args:
-      history: one record per logged iteration: `iteration`, `reward`, `kl` and, on eval iterations,
-        `eval_reward`.
+      history: one record per iteration: `iteration`, `reward`, `kl` (absent where the policy did not sample)
+        and, on eval iterations, `eval_reward` and `eval_kl`.
       path: the PNG to write.
       title: the figure's title (the algorithm and experiment).
     """
@@ -27,7 +27,11 @@ def plot_curves(history: list[dict[str, float]], path: str, title: str) -> None:
     )
     reward_axes.set(xlabel="iteration", ylabel="mean reward", title="reward")
     reward_axes.legend()
-    kl_axes.plot(steps, [h["kl"] for h in rollouts], color="tab:red")
+    sampled = [h for h in rollouts if "kl" in h]
+    if sampled:
+        kl_axes.plot([h["iteration"] for h in sampled], [h["kl"] for h in sampled], label="rollout answers (k1)", alpha=0.7)
+    kl_axes.plot([h["iteration"] for h in evals], [h["eval_kl"] for h in evals], "o-", label="held-out greedy (exact)")
+    kl_axes.legend()
     kl_axes.set(xlabel="iteration", ylabel="KL(policy || reference) per answer", title="KL to the reference")
     figure.suptitle(title)
     figure.tight_layout()

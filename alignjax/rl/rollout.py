@@ -19,6 +19,7 @@ import dataclasses
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
@@ -43,6 +44,22 @@ def response_values(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: i
     return values_NS[:, prompt_len - 1 : -1]
 
 
+def answer_kl(params, ref_params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
+    """Each answer's exact KL(policy || reference), summed over its tokens, [N].
+
+    At every answer position the KL is taken over the whole vocabulary (not estimated from the sampled token), so
+    it measures how far the policy moved on the contexts it produces, without sampling noise.
+    """
+    def answer_logprobs_NTV(p):
+        logits_NSV = nnx.merge(graphdef, p)(rows["tokens"], rows["positions"], rows["segment_ids"])
+        return jax.nn.log_softmax(logits_NSV[:, prompt_len - 1 : -1].astype(jnp.float32))
+
+    logp_NTV, ref_logp_NTV = answer_logprobs_NTV(params), answer_logprobs_NTV(ref_params)
+    kl_NT = jnp.sum(jnp.exp(logp_NTV) * (logp_NTV - ref_logp_NTV), axis=-1)
+    return jnp.sum(kl_NT * rows["segment_ids"][:, prompt_len:], axis=-1)
+
+
+_jit_answer_kl = jax.jit(answer_kl, static_argnames=("graphdef", "prompt_len"))
 _jit_response_logps = jax.jit(response_logps, static_argnames=("graphdef", "prompt_len"))
 _jit_response_values = jax.jit(response_values, static_argnames=("graphdef", "prompt_len"))
 
@@ -201,8 +218,11 @@ class RolloutWorker:
         )
         return rollout, {"generate_seconds": generated - start, "score_seconds": scored - generated}
 
-    def greedy_scores(self, params, prompts: Prompts) -> tuple[np.ndarray, list[str]]:
-        """The scores of greedy answers to `prompts` (the evaluation of a policy) and the answers."""
+    def greedy_scores(self, params, prompts: Prompts) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """The evaluation of a policy: the scores of its greedy answers to `prompts`, each answer's exact KL to
+        the reference (`answer_kl`), and the answers."""
         sample = self._sample(params, prompts, 0, 1, GREEDY)
         _, device_rows = self._device_rows(prompts, sample)
-        return self.scorer(prompts.values, sample.texts, device_rows), sample.texts
+        kl_N = _jit_answer_kl(params, self.ref_params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len)
+        scores_N = self.scorer(prompts.values, sample.texts, device_rows)
+        return scores_N, np.asarray(jax.device_get(kl_N))[: len(prompts)], sample.texts

@@ -4,10 +4,11 @@ reward objective,
 
     pi*(y | x)  proportional to  pi_sft(y | x) * exp(r(x, y) / beta),
 
-and then ranked by the reward into pairs for DPO or SLiC. A candidate y is accepted with probability
-exp((r(y) - r_max) / beta), r_max the best reward among the prompt's candidates: small beta keeps mostly the
-best answers, large beta keeps the SFT distribution. This follows the paper's Algorithm 1 (sweeps over the
-remaining candidates in random order until enough are accepted, r_max taken over those remaining).
+and then ranked by the reward into pairs for DPO or SLiC. The candidates are samples of pi_sft, so rejection
+sampling with a uniform proposal over them targets pi*: draw a candidate, accept it with probability
+exp((r(y) - r_max) / beta) (r_max the best remaining reward, so the bound is tight), repeat. Each acceptance is
+then candidate i with probability proportional to exp(r_i / beta) among those not yet accepted. Small beta keeps
+mostly the best answers, large beta keeps the SFT distribution.
 """
 
 from __future__ import annotations
@@ -23,12 +24,10 @@ def rejection_sample(rewards_K: np.ndarray, beta: float, num_accept: int, rng: n
     accepted: list[int] = []
     while len(accepted) < num_accept:
         best = max(rewards_K[i] for i in remaining)
-        for i in rng.permutation(remaining):
-            if rng.uniform() < np.exp((rewards_K[i] - best) / beta):
-                accepted.append(int(i))
-                remaining.remove(i)
-                if len(accepted) == num_accept:
-                    break
+        candidate = remaining[rng.integers(len(remaining))]
+        if rng.uniform() < np.exp((rewards_K[candidate] - best) / beta):
+            accepted.append(candidate)
+            remaining.remove(candidate)
     return accepted
 
 
