@@ -1,9 +1,11 @@
 """On-policy training end to end on a tiny random model: rollouts line up with the model, each step and the
-sampler compile once per run, times are logged per phase, a resumed run repeats the uninterrupted one, 8 devices
-give the numbers of one, and bad configs or prompts are refused with the field or row named."""
+sampler compile once per run, times are logged per phase, a run stopped by SIGTERM resumes to the numbers of an
+uninterrupted one, 8 devices give the numbers of one, and bad configs or prompts are refused with the field or
+row named."""
 
 import json
 import os
+import signal
 
 import jax
 import numpy as np
@@ -119,10 +121,21 @@ def test_each_step_and_the_sampler_compile_once_and_times_are_logged(algorithm, 
     assert os.path.exists(tmp_path / "curve.png")
 
 
-def test_resumed_run_repeats_the_uninterrupted_one(model_dir, tmp_path):
+def test_sigterm_then_rerun_repeats_the_uninterrupted_run(model_dir, tmp_path, monkeypatch):
     train_rl(_config("grpo", model_dir, tmp_path / "straight", steps=4))
-    train_rl(_config("grpo", model_dir, tmp_path / "resumed", steps=2))
-    train_rl(_config("grpo", model_dir, tmp_path / "resumed", steps=4))  # continues from iteration 2's checkpoint
+    original_collect, calls = RolloutWorker.collect, []
+
+    def preempted_collect(self, *args, **kwargs):  # the scheduler's notice arrives during iteration 2
+        calls.append(1)
+        if len(calls) == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original_collect(self, *args, **kwargs)
+
+    monkeypatch.setattr(RolloutWorker, "collect", preempted_collect)
+    assert train_rl(_config("grpo", model_dir, tmp_path / "resumed", steps=4)) == {}
+    assert len(calls) == 2 and os.path.isdir(tmp_path / "resumed" / "checkpoints" / "2")
+    train_rl(_config("grpo", model_dir, tmp_path / "resumed", steps=4))  # the same command continues at iteration 3
+    assert len(calls) == 4
     straight = {r["step"]: r for r in _records(tmp_path / "straight") if "train/loss" in r}
     resumed = {r["step"]: r for r in _records(tmp_path / "resumed") if "train/loss" in r}
     assert sorted(resumed) == [1, 2, 3, 4]

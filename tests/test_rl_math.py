@@ -1,6 +1,6 @@
 """The on-policy math against independent NumPy implementations on random inputs: GAE, whitening, the KL
-estimators and the adaptive coefficient, PPO's clipped policy and value losses, RLOO and GRPO advantages, and
-RSO's rejection sampling."""
+estimators and the adaptive coefficient, PPO's clipped policy and value losses, RLOO and GRPO advantages, RSO's
+rejection sampling and best-of-n selection."""
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +9,7 @@ import pytest
 
 from alignjax.losses.policy_gradient import clipped_policy_loss, clipped_value_loss
 from alignjax.rl.advantages import gae, grpo_advantages, rloo_advantages, whiten
+from alignjax.rl.best_of_n import best_of_n_table
 from alignjax.rl.kl import AdaptiveKLController, kl_per_token
 from alignjax.rl.rso import rejection_sample, rso_pairs
 
@@ -192,3 +193,16 @@ def test_rejection_sampling_accepts_distinct_candidates_and_pairs_them_by_reward
     assert np.all(rewards_BK[np.arange(50), chosen] >= rewards_BK[np.arange(50), rejected])
     with pytest.raises(ValueError, match="cannot accept"):
         rejection_sample(rewards_BK[0], 0.3, 7, rng)
+
+
+def test_best_of_n_keeps_the_highest_reward_among_the_first_n():
+    rng = np.random.default_rng(10)
+    rewards, gold = rng.normal(size=(30, 16)), rng.integers(0, 2, size=(30, 16)).astype(float)
+    rewards[0, :4] = 2.0  # a tie: the first maximum is kept
+    table = best_of_n_table(rewards, [1, 4, 16], gold)
+    for row in table:
+        n = row["n"]
+        picked = [int(np.flatnonzero(r[:n] == r[:n].max())[0]) for r in rewards]
+        assert row["reward"] == pytest.approx(np.mean([r[i] for r, i in zip(rewards, picked)]))
+        assert row["gold"] == pytest.approx(np.mean([g[i] for g, i in zip(gold, picked)]))
+    assert table[0]["reward"] < table[1]["reward"] < table[2]["reward"]

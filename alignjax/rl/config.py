@@ -45,10 +45,11 @@ ALGORITHM_DEFAULTS = {
 }
 
 
-def rl_section(algorithm: str, **overrides) -> ConfigDict:
+def rl_section(algorithm: str | None, **overrides) -> ConfigDict:
     """The `rl` section for `algorithm`, with its hyperparameters in `rl.algorithm`; `overrides` replace
-    defaults of either level (an unknown name is an error)."""
-    if algorithm not in ALGORITHM_DEFAULTS:
+    defaults of either level (an unknown name is an error). `algorithm=None` gives the sampling and reward fields
+    only (best-of-n trains nothing)."""
+    if algorithm is not None and algorithm not in ALGORITHM_DEFAULTS:
         raise ValueError(f"unknown algorithm {algorithm!r}; expected one of {ALGORITHMS}")
     section = ConfigDict(
         dict(
@@ -64,11 +65,12 @@ def rl_section(algorithm: str, **overrides) -> ConfigDict:
             missing_eos_penalty=1.0,  # subtracted from the reward of answers that never emit the stop token
             reward=dict(function="toy_exact", model_path=""),  # a registered function, or a reward model directory
             eval_prompts=200,  # held-out prompts answered greedily for the eval reward
-            algorithm=dict(name=algorithm, **ALGORITHM_DEFAULTS[algorithm]),
         )
     )
+    if algorithm is not None:
+        section.algorithm = dict(name=algorithm, **ALGORITHM_DEFAULTS[algorithm])
     for name, value in overrides.items():
-        target = section if name in section and name != "algorithm" else section.algorithm
+        target = section if name in section and name != "algorithm" else section.get("algorithm", section)
         if name not in target:
             raise AttributeError(f"rl has no field {name!r} for {algorithm!r}")
         target[name] = value

@@ -12,7 +12,12 @@ from ml_collections import ConfigDict
 
 from alignjax.losses import loss_config
 from alignjax.rl.config import rl_section
-from alignjax.train.defaults import TOY_WORKDIR, base_config, toy_sft_stage
+from alignjax.train.defaults import TOY_WORKDIR, base_config, toy_preference_config, toy_sft_stage
+
+
+def _check_variant(arg) -> None:
+    if arg not in (None, "", "smoke"):
+        raise ValueError(f"unknown variant {arg!r}; expected '' or 'smoke'")
 
 
 def toy_rl_config(algorithm: str, arg=None, loss: str | None = None, **overrides) -> ConfigDict:
@@ -24,8 +29,7 @@ def toy_rl_config(algorithm: str, arg=None, loss: str | None = None, **overrides
       loss: the offline loss of expert iteration ("sft") or online DPO / RSO ("dpo", "slic", ...).
       **overrides: `rl` fields or `rl.algorithm` hyperparameters that differ from the defaults.
     """
-    if arg not in (None, "", "smoke"):
-        raise ValueError(f"unknown variant {arg!r}; expected '' or 'smoke'")
+    _check_variant(arg)
     config = base_config()
     config.previous_stage = toy_sft_stage(arg)
     config.model.path = config.previous_stage.train.get_ref("workdir") + "/hf"
@@ -41,4 +45,25 @@ def toy_rl_config(algorithm: str, arg=None, loss: str | None = None, **overrides
         config.rl.update(prompts_per_iteration=8, eval_prompts=8)
         config.train.update(steps=2, log_every=1, eval_every=1, checkpoint_every=0, num_samples=1)
         config.train.workdir = f"{TOY_WORKDIR}/smoke_{algorithm}"
+    return config
+
+
+def toy_best_of_n_config(arg=None) -> ConfigDict:
+    """Best-of-n on the toy task: the SFT model samples, the toy reward model (experiments/reward_toy.py, trained
+    first if its export is missing) selects, and `toy_exact` says whether the kept answers are right."""
+    _check_variant(arg)
+    config = base_config()
+    reward_stage = toy_preference_config("bradley_terry", arg)
+    reward_stage.optim.lr = 3e-4
+    config.previous_stage = reward_stage
+    config.model.path = reward_stage.previous_stage.train.get_ref("workdir") + "/hf"  # the SFT model samples
+    del config["loss"]
+    config.data.update(path="toy_preferences", format="pairs")
+    config.rl = rl_section(None, max_prompt_len=24, max_new_tokens=8)
+    config.rl.reward.model_path = reward_stage.train.get_ref("workdir") + "/hf"
+    config.best_of_n = ConfigDict(dict(sizes=(1, 2, 4, 8, 16), gold_function="toy_exact"))
+    config.train.workdir = f"{TOY_WORKDIR}/best_of_n_toy"
+    if arg == "smoke":
+        config.rl.eval_prompts = 8
+        config.train.workdir = f"{TOY_WORKDIR}/smoke_best_of_n"
     return config

@@ -1,4 +1,4 @@
-"""Learning curves of an on-policy run, saved as a PNG beside its metrics."""
+"""Plots of on-policy runs, saved as PNGs beside their metrics: learning curves and best-of-n."""
 
 from __future__ import annotations
 
@@ -34,6 +34,22 @@ def plot_curves(history: list[dict[str, float]], path: str, title: str) -> None:
     kl_axes.legend()
     kl_axes.set(xlabel="iteration", ylabel="KL(policy || reference) per answer", title="KL to the reference")
     figure.suptitle(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def plot_best_of_n(table: list[dict], path: str, title: str, gold_name: str) -> None:
+    """Mean reward of the kept answer against n (log scale), and its gold reward when there is one."""
+    figure, axes = plt.subplots(figsize=(5.5, 3.8))
+    sizes = [row["n"] for row in table]
+    axes.plot(sizes, [row["reward"] for row in table], "o-", label="selecting reward")
+    if "gold" in table[0]:
+        axes.plot(sizes, [row["gold"] for row in table], "s--", label=f"gold: {gold_name}")
+    axes.set_xscale("log", base=2)
+    axes.set_xticks(sizes, [str(n) for n in sizes])
+    axes.set(xlabel="n (answers sampled per prompt)", ylabel="mean reward of the kept answer", title=title)
+    axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

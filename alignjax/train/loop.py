@@ -23,6 +23,7 @@ from alignjax.data import build_data
 from alignjax.data.builtin import get_builtin
 from alignjax.models import save_pretrained
 from alignjax.rl import check_rl_config, train_rl
+from alignjax.rl.best_of_n import check_best_of_n_config, run_best_of_n
 from alignjax.train.build import build_model, load_tokenizer, reference_params
 from alignjax.train.checkpoint import Checkpointer, abstract_like
 from alignjax.train.config_checks import check_config, resolve_mesh_shape
@@ -79,6 +80,22 @@ def _export_done(config: ConfigDict) -> bool:
     return os.path.exists(os.path.join(config.train.workdir, EXPORT_DIR, "config.json"))
 
 
+def _check_stage(stage: ConfigDict) -> None:
+    if "best_of_n" in stage:
+        check_best_of_n_config(stage)
+    elif "rl" in stage:
+        check_rl_config(stage, jax.device_count())
+    else:
+        check_config(stage)
+
+
+def _run_stage(stage: ConfigDict) -> dict[str, float]:
+    """Trains the stage offline or on-policy, or evaluates best-of-n sampling."""
+    if "best_of_n" in stage:
+        return run_best_of_n(stage)
+    return train_rl(stage) if "rl" in stage else train(stage)
+
+
 def run(config: ConfigDict) -> dict[str, float]:
     """Runs the experiment `config`, after the stages before it; returns its final eval metrics.
 
@@ -91,13 +108,13 @@ def run(config: ConfigDict) -> dict[str, float]:
         sharding.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
     stages = _stages(config)
     for stage in stages:
-        check_rl_config(stage, jax.device_count()) if "rl" in stage else check_config(stage)
+        _check_stage(stage)
     final: dict[str, float] = {}
     for stage in stages:
         if stage is not config and _export_done(stage):
             tqdm.write(f"stage {stage.train.workdir}: done, using its export (delete that directory to redo it)")
             continue
-        final = train_rl(stage) if "rl" in stage else train(stage)
+        final = _run_stage(stage)
         if stage is not config and not _export_done(stage):
             tqdm.write(f"stage {stage.train.workdir} stopped before its end; rerun the same command to resume")
             return {}
