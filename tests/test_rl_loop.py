@@ -90,14 +90,13 @@ def test_rollout_log_probs_rows_and_penalty_line_up_with_the_model(model_dir, to
 @pytest.mark.parametrize("algorithm", ["ppo", "online_dpo"])
 def test_each_step_and_the_sampler_compile_once_and_times_are_logged(algorithm, model_dir, tmp_path, monkeypatch,
                                                                      train_step_traces):
-    policy_traces, cache_sizes = [], []
-    original_policy_step = policy_step_module.policy_step
+    traces, cache_sizes = {"policy_step": 0, "value_step": 0}, []
+    for name in traces:
+        def counting_step(*args, _original=getattr(policy_step_module, name), _name=name, **kwargs):
+            traces[_name] += 1
+            return _original(*args, **kwargs)
 
-    def counting_policy_step(*args, **kwargs):
-        policy_traces.append(1)
-        return original_policy_step(*args, **kwargs)
-
-    monkeypatch.setattr(policy_step_module, "policy_step", counting_policy_step)
+        monkeypatch.setattr(policy_step_module, name, counting_step)
     original_collect = RolloutWorker.collect
 
     def recording_collect(self, *args, **kwargs):
@@ -107,7 +106,7 @@ def test_each_step_and_the_sampler_compile_once_and_times_are_logged(algorithm, 
 
     monkeypatch.setattr(RolloutWorker, "collect", recording_collect)
     train_rl(_config(algorithm, model_dir, tmp_path, steps=4))
-    assert len(policy_traces) == (1 if algorithm == "ppo" else 0)
+    assert traces == ({"policy_step": 1, "value_step": 1} if algorithm == "ppo" else {"policy_step": 0, "value_step": 0})
     assert len(train_step_traces) == (0 if algorithm == "ppo" else 1)
     # Rollouts and greedy evaluations (after every iteration) reuse their compiled decoders.
     assert len(set(cache_sizes)) == 1, cache_sizes

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 
 import jax
 import numpy as np
@@ -69,8 +70,12 @@ def _critic(config: ConfigDict, total_updates: int, mesh) -> _Trainee | None:
     if algorithm.name != "ppo":
         return None
     m = config.model
-    path = algorithm.critic_path or m.path
-    model = reward_model_from_pretrained(path, dtype=m.dtype, param_dtype=m.param_dtype, mesh=mesh, seed=config.seed)
+    with warnings.catch_warnings():
+        if not algorithm.critic_path:  # a new head on the policy's decoder is the intended default, not a mistake
+            warnings.filterwarnings("ignore", message=".*not a reward model.*")
+        model = reward_model_from_pretrained(
+            algorithm.critic_path or m.path, dtype=m.dtype, param_dtype=m.param_dtype, mesh=mesh, seed=config.seed
+        )
     optim = ConfigDict(config.optim.to_dict())
     optim.lr = algorithm.critic_lr
     return _trainee(model, optim, total_updates, config.seed + 1, mesh)
