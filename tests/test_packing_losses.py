@@ -1,7 +1,9 @@
 """Packing changes the layout, not the numbers: each example's loss is the same packed or alone in a row."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from alignjax.data import encode_chat, load_builtin_tokenizer
 from alignjax.data.packing import first_fit, layout_rows
@@ -11,7 +13,11 @@ from alignjax.models import ModelConfig, RopeConfig, init_model
 
 def _per_segment_nll(model, batch) -> dict[tuple[int, int], float]:
     """(row, segment id) -> the summed response-token NLL of that segment."""
-    logits_BLV = model(jnp.asarray(batch["tokens"]), jnp.asarray(batch["positions"]), jnp.asarray(batch["segment_ids"]))
+    graphdef, params = nnx.split(model)
+    forward = jax.jit(lambda params, *inputs: nnx.merge(graphdef, params)(*inputs))  # 1 compile, not 1 per op
+    logits_BLV = forward(
+        params, jnp.asarray(batch["tokens"]), jnp.asarray(batch["positions"]), jnp.asarray(batch["segment_ids"])
+    )
     nll_BL = -np.asarray(token_logprobs(logits_BLV, jnp.asarray(batch["targets"]))) * batch["loss_mask"]
     sums = {}
     for (r, l), segment in np.ndenumerate(batch["segment_ids"]):

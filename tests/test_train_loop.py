@@ -5,6 +5,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -41,11 +42,38 @@ def _cli(workdir, *overrides, devices=1, env=None):
     return command, full_env
 
 
-def _run_cli(workdir, *overrides, devices=1, env=None, timeout=300):
-    command, full_env = _cli(workdir, *overrides, devices=devices, env=env)
-    result = subprocess.run(command, env=full_env, capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result
+class _Cli:
+    """The command line, started in the background; its output goes to a log file beside `workdir`.
+
+    A test that needs several runs starts them together: a run spends most of its time on one core (Python
+    imports, XLA compiles), so two at a time use a 2-core machine twice as well. `output()` waits for the run.
+    """
+
+    def __init__(self, workdir, *overrides, devices=1, env=None, log_name=None):
+        command, full_env = _cli(workdir, *overrides, devices=devices, env=env)
+        self.workdir = workdir
+        self.log = workdir.parent / (log_name or f"{workdir.name}.log")
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(command, env=full_env, stdout=log, stderr=subprocess.STDOUT, text=True)
+
+    def output(self, timeout=300):
+        """Waits for the run; its stdout and stderr, once it has exited with status 0."""
+        try:
+            self.process.wait(timeout=timeout)
+        finally:
+            self.stop()
+        output = self.log.read_text()
+        assert self.process.returncode == 0, output[-3000:]
+        return output
+
+    def losses(self):
+        self.output()
+        return _losses(self.workdir)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
 
 def _losses(workdir):
@@ -59,12 +87,6 @@ def _losses(workdir):
     return losses
 
 
-@pytest.fixture(scope="module")
-def previous_stages(tmp_path_factory):
-    """One directory for the earlier stages of all experiments: a stage shared by several trains once."""
-    return tmp_path_factory.mktemp("previous_stages")
-
-
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
 def test_every_experiment_runs_its_smallest_variant(path, tmp_path, previous_stages):
     module = _load_experiment(path)
@@ -76,7 +98,10 @@ def test_every_experiment_runs_its_smallest_variant(path, tmp_path, previous_sta
     if "previous_stage" in config:  # the earlier stage trains first, unless another experiment trained it
         previous = config.previous_stage
         previous.train.workdir = str(previous_stages / os.path.basename(previous.train.workdir))
-    loop_module.run(config)
+    final = loop_module.run(config)
+    if "best_of_n" in config:  # an evaluation: it trains and exports nothing
+        assert set(final) >= {"reward@1", "reward@16"} and os.path.exists(tmp_path / "best_of_n.png")
+        return
     assert _losses(str(tmp_path))
     assert os.path.exists(tmp_path / "hf" / "config.json")
 
@@ -100,37 +125,52 @@ def test_one_trace_and_host_syncs_only_when_logging(tmp_path, monkeypatch, train
     assert len(fetches) == 9 // 3 + eval_batches  # three logging steps, then the final evaluation
 
 
-def test_eight_devices_give_the_same_losses_as_one(tmp_path):
-    steps = ("--config.train.steps=20", "--config.train.log_every=1", "--config.train.checkpoint_every=0")
-    _run_cli(tmp_path / "one", *steps, devices=1)
-    _run_cli(tmp_path / "eight", *steps, "--config.mesh.data=2", "--config.mesh.fsdp=2", "--config.mesh.tensor=2",
-             devices=8)
-    one, eight = _losses(tmp_path / "one"), _losses(tmp_path / "eight")
+MESH_RUN = ("--config.train.steps=20", "--config.train.log_every=1")
+
+
+@pytest.fixture(scope="module")
+def one_device_run(tmp_path_factory):
+    """The 1-device run that the 8-device and the 2-process runs reproduce: started when the first of them
+    starts, beside its own processes, and shared by both."""
+    run = _Cli(tmp_path_factory.mktemp("one_device") / "run", *MESH_RUN, "--config.train.checkpoint_every=0")
+    yield run
+    run.stop()
+
+
+def test_eight_devices_give_the_same_losses_as_one(tmp_path, one_device_run):
+    eight = _Cli(
+        tmp_path / "eight", *MESH_RUN, "--config.train.checkpoint_every=0", "--config.mesh.data=2",
+        "--config.mesh.fsdp=2", "--config.mesh.tensor=2", devices=8,
+    )
+    one, eight = one_device_run.losses(), eight.losses()
     assert sorted(one) == list(range(1, 21))
     assert max(abs(one[s] - eight[s]) for s in one) < 1e-5
 
 
-def test_two_processes_reproduce_one(tmp_path):
-    steps = ("--config.train.steps=10", "--config.train.log_every=1", "--config.train.checkpoint_every=5")
-    _run_cli(tmp_path / "single", *steps, devices=4)
+def test_two_processes_reproduce_one(tmp_path, one_device_run):
+    """2 processes of 2 devices each (checkpointing together) give the 1-device run's losses."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    processes = []
-    for process_id in range(2):
-        command, env = _cli(
-            tmp_path / "multi", *steps, "--config.distributed.enabled=True",
+    processes = [
+        _Cli(
+            tmp_path / "multi", *MESH_RUN, "--config.train.checkpoint_every=5", "--config.distributed.enabled=True",
             f"--config.distributed.coordinator_address=127.0.0.1:{port}",
             "--config.distributed.num_processes=2", f"--config.distributed.process_id={process_id}",
-            devices=2, env={"JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"},
+            devices=2, env={"JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}, log_name=f"process_{process_id}.log",
         )
-        processes.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
-    for p in processes:
-        _, stderr = p.communicate(timeout=300)
-        assert p.returncode == 0, stderr[-3000:]
-    single, multi = _losses(tmp_path / "single"), _losses(tmp_path / "multi")
-    assert sorted(multi) == list(range(1, 11))
+        for process_id in range(2)
+    ]
+    try:
+        for p in processes:
+            p.output()
+    finally:
+        for p in processes:
+            p.stop()
+    single, multi = one_device_run.losses(), _losses(tmp_path / "multi")
+    assert sorted(multi) == list(range(1, 21))
     assert max(abs(single[s] - multi[s]) for s in single) < 1e-5
+    assert 20 in [int(d) for d in os.listdir(tmp_path / "multi" / "checkpoints") if d.isdigit()]
 
 
 def _wait_for_checkpoint(workdir, process, minimum_step):
@@ -146,19 +186,36 @@ def _wait_for_checkpoint(workdir, process, minimum_step):
     raise TimeoutError("no checkpoint appeared")
 
 
+def _wait_for_first_loss(workdir, process):
+    """Polls until the run has logged a training loss (so it has compiled its train step)."""
+    path = os.path.join(workdir, "metrics.jsonl")
+    deadline = time.time() + 240
+    while not (os.path.exists(path) and '"train/loss"' in open(path).read()):
+        assert process.poll() is None and time.time() < deadline, "the run logged no loss"
+        time.sleep(0.05)
+
+
 def test_kill_minus_nine_then_resume_matches_uninterrupted(tmp_path):
     args = ("--config.train.steps=150", "--config.train.log_every=1", "--config.train.checkpoint_every=20")
-    _run_cli(tmp_path / "straight", *args)
-    command, env = _cli(tmp_path / "killed", *args)
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for_checkpoint(tmp_path / "killed", process, minimum_step=40)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    resumed = _run_cli(tmp_path / "killed", *args)
-    assert "resumed from" in resumed.stdout + resumed.stderr
-    straight, killed = _losses(tmp_path / "straight"), _losses(tmp_path / "killed")
-    assert sorted(killed) == sorted(straight)
-    assert max(abs(straight[s] - killed[s]) for s in straight) < 1e-6
+    straight, killed = _Cli(tmp_path / "straight", *args), None
+    try:
+        _wait_for_first_loss(tmp_path / "straight", straight.process)  # the other runs load its compiled programs
+        killed = _Cli(tmp_path / "killed", *args)  # while the straight run goes on
+        _wait_for_checkpoint(tmp_path / "killed", killed.process, minimum_step=40)
+        killed.process.send_signal(signal.SIGKILL)
+        killed.process.wait()
+        assert killed.process.returncode == -signal.SIGKILL  # killed mid-run, not finished
+        resumed = _Cli(tmp_path / "killed", *args, log_name="resumed.log").output()
+        straight_losses = straight.losses()
+    finally:
+        straight.stop()
+        if killed:
+            killed.stop()
+    match = re.search(r"resumed from .* step (\d+)", resumed)
+    assert match and 40 <= int(match.group(1)) < 150
+    killed_losses = _losses(tmp_path / "killed")
+    assert sorted(killed_losses) == sorted(straight_losses)
+    assert max(abs(straight_losses[s] - killed_losses[s]) for s in straight_losses) < 1e-6
 
 
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):

@@ -151,11 +151,12 @@ def _losses(workdir):
         return {r["step"]: r["train/loss"] for r in map(json.loads, f) if "train/loss" in r}
 
 
-def test_precomputed_reference_trains_like_the_reference_in_the_step(tmp_path):
+def test_precomputed_reference_trains_like_the_reference_in_the_step(tmp_path, previous_stages):
     runs = {}
     for precompute in (False, True):
         config = toy_preference_config("dpo", "smoke")
-        config.previous_stage.train.workdir = str(tmp_path / "sft")
+        sft = config.previous_stage.train  # the smoke SFT stage: trained here, or by the experiment tests before
+        sft.workdir = str(previous_stages / os.path.basename(sft.workdir))
         config.train.update(workdir=str(tmp_path / f"dpo_{precompute}"), steps=3, num_samples=0, export_hf=False)
         config.reference.precompute = precompute
         config.train.rule_prompts = 8  # the smoke variant checks none
