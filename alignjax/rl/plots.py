@@ -40,16 +40,20 @@ def plot_curves(history: list[dict[str, float]], path: str, title: str) -> None:
 
 
 def plot_best_of_n(table: list[dict], path: str, title: str, gold_name: str) -> None:
-    """Mean reward of the kept answer against n (log scale), and its gold reward when there is one."""
+    """Mean reward of the kept answer against n (log scale), and on a second axis its gold reward, if any."""
     figure, axes = plt.subplots(figsize=(5.5, 3.8))
     sizes = [row["n"] for row in table]
     axes.plot(sizes, [row["reward"] for row in table], "o-", label="selecting reward")
-    if "gold" in table[0]:
-        axes.plot(sizes, [row["gold"] for row in table], "s--", label=f"gold: {gold_name}")
     axes.set_xscale("log", base=2)
     axes.set_xticks(sizes, [str(n) for n in sizes])
-    axes.set(xlabel="n (answers sampled per prompt)", ylabel="mean reward of the kept answer", title=title)
-    axes.legend()
+    axes.set(xlabel="n (answers sampled per prompt)", ylabel="selecting reward of the kept answer", title=title)
+    if "gold" in table[0]:  # on its own scale: a gold reward is often a rate in [0, 1]
+        gold_axes = axes.twinx()
+        gold_axes.plot(sizes, [row["gold"] for row in table], "s--", color="tab:orange", label=f"gold: {gold_name}")
+        gold_axes.set_ylabel(f"gold reward ({gold_name})")
+        figure.legend(loc="upper left", bbox_to_anchor=(0.12, 0.88))
+    else:
+        axes.legend()
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
