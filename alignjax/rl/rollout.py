@@ -32,10 +32,18 @@ from alignjax.sampling import GREEDY, SamplingConfig, generate
 ROW_KEYS = ("tokens", "positions", "segment_ids")
 
 
+def answer_logits(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
+    """The logits that predict each answer slot, [N, T, V]: the LM head runs on those positions only (the prompt's
+    other positions predict nothing an on-policy loss uses), as TRL's `logits_to_keep`."""
+    model = nnx.merge(graphdef, params)
+    h_NSD = model.hidden_states(rows["tokens"], rows["positions"], rows["segment_ids"])
+    return model.logits(h_NSD[:, prompt_len - 1 : -1])
+
+
 def response_logps(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
     """log p(answer token t | prompt, answer before t) for every answer slot, [N, T] (meaningless past the end)."""
-    logits_NSV = nnx.merge(graphdef, params)(rows["tokens"], rows["positions"], rows["segment_ids"])
-    return token_logprobs(logits_NSV[:, prompt_len - 1 : -1], rows["tokens"][:, prompt_len:])
+    logits_NTV = answer_logits(params, rows, graphdef=graphdef, prompt_len=prompt_len)
+    return token_logprobs(logits_NTV, rows["tokens"][:, prompt_len:])
 
 
 def response_values(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
@@ -51,8 +59,7 @@ def answer_kl(params, ref_params, rows: dict, *, graphdef: nnx.GraphDef, prompt_
     it measures how far the policy moved on the contexts it produces, without sampling noise.
     """
     def answer_logprobs_NTV(p):
-        logits_NSV = nnx.merge(graphdef, p)(rows["tokens"], rows["positions"], rows["segment_ids"])
-        return jax.nn.log_softmax(logits_NSV[:, prompt_len - 1 : -1].astype(jnp.float32))
+        return jax.nn.log_softmax(answer_logits(p, rows, graphdef=graphdef, prompt_len=prompt_len))
 
     logp_NTV, ref_logp_NTV = answer_logprobs_NTV(params), answer_logprobs_NTV(ref_params)
     kl_NT = jnp.sum(jnp.exp(logp_NTV) * (logp_NTV - ref_logp_NTV), axis=-1)
