@@ -19,6 +19,7 @@ import numpy as np
 import transformers
 
 from alignjax.data import DataError
+from alignjax.host_memory import keep_freed_host_memory
 from alignjax.data.tokenization import encode_chat_prompt
 from alignjax.models import from_pretrained
 from alignjax.sampling import SamplingConfig, generate
@@ -101,4 +102,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+    keep_freed_host_memory()  # JAX is imported but has not started its threads yet
     sys.exit(main())

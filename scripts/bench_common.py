@@ -164,11 +164,14 @@ def jax_environment() -> dict:
     import flax
     import jax
 
+    from alignjax import host_memory
+
     device = jax.devices()[0]
     return {
         "device": f"{device.platform}:{device.device_kind}",
         "threads": f"XLA CPU intra-op pool = all {len(os.sched_getaffinity(0))} cores; "
         f"XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}",
+        "freed_host_memory_kept": host_memory.kept(),
         "versions": f"jax {jax.__version__}, flax {flax.__version__}",
     }
 

@@ -221,6 +221,9 @@ def _record(framework: str, setting: str, settings: dict, begins, ends, cpu, los
 def worker_alignjax(workdir: str, settings: dict, setting: str) -> dict:
     import types
 
+    from alignjax.host_memory import keep_freed_host_memory
+
+    keep_freed_host_memory()  # first, as alignjax's command-line entry points do
     import jax
     from flax import nnx
 

@@ -166,6 +166,9 @@ def _record(framework: str, settings: dict, batch: int, seconds: list[float], cp
 
 def worker_alignjax(workdir: str, settings: dict):
     """Yields one record per batch size; saves each batch's tokens of the last call."""
+    from alignjax.host_memory import keep_freed_host_memory
+
+    keep_freed_host_memory()  # first, as alignjax's command-line entry points do
     import jax
 
     from alignjax.models import from_pretrained

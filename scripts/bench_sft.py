@@ -178,6 +178,9 @@ def _batches_np(ids: np.ndarray, batch: int):
 
 
 def worker_alignjax(workdir: str, settings: dict) -> dict:
+    from alignjax.host_memory import keep_freed_host_memory
+
+    keep_freed_host_memory()  # first, as alignjax's command-line entry points do
     import jax
     from flax import nnx
 

@@ -8,6 +8,7 @@ very same programs. So the session shares one persistent JAX compilation cache: 
 session (every program still compiles once per run, nothing carries over between runs), named in the
 environment so that subprocesses use it too. A cached executable is the one a compile would produce, so no
 number any test checks changes. Set JAX_COMPILATION_CACHE_DIR yourself to choose (and keep) the directory.
+The allocator keeps freed memory as in a training run (`alignjax.host_memory`).
 """
 
 import atexit
@@ -22,6 +23,10 @@ if not os.environ.get("JAX_COMPILATION_CACHE_DIR"):
     os.environ["JAX_COMPILATION_CACHE_DIR"] = _cache_dir
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")  # small programs too
 os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "-1")
+
+from alignjax.host_memory import keep_freed_host_memory  # noqa: E402
+
+keep_freed_host_memory()  # as the command-line entry points do, before JAX starts its threads
 
 import jax  # noqa: E402  (after the environment above, which JAX reads when imported)
 import pytest  # noqa: E402

@@ -4,10 +4,14 @@ Only parses flags and dispatches; everything else lives in importable modules. `
 mistyped override an error instead of a silent no-op.
 """
 
-from absl import app, logging
-from ml_collections import config_flags
+from alignjax.host_memory import keep_freed_host_memory
 
-from alignjax.train.loop import run
+keep_freed_host_memory()  # before JAX starts its threads
+
+from absl import app, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
+
+from alignjax.train.loop import run  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file exposing get_config()", lock_config=True)
 
