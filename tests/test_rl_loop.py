@@ -148,8 +148,9 @@ def test_policy_step_on_eight_devices_equals_one(model_dir):
     from alignjax.rl.policy_step import jit_policy_step
 
     rng = np.random.default_rng(0)
-    N, P, T = 16, 12, 6
+    N, P, T, K = 16, 12, 6, 4
     tokens = rng.integers(3, 60, size=(N, P + T)).astype(np.int32)
+    tokens[:, :P] = np.repeat(tokens[::K, :P], K, axis=0)  # groups of K answers to one prompt
     mask = (np.arange(T) < rng.integers(1, T + 1, size=N)[:, None]).astype(np.float32)
     segment_ids = np.concatenate([np.ones((N, P), np.int32), mask.astype(np.int32)], axis=1)
     batch = dict(
@@ -167,7 +168,7 @@ def test_policy_step_on_eight_devices_equals_one(model_dir):
         shardings = train_state_shardings(params, optimizer, mesh)
         state = create_train_state(params, optimizer, 0, shardings)
         step = jit_policy_step(graphdef, optimizer, optax.constant_schedule(1e-3), shardings, mesh, prompt_len=P,
-                               clip_eps=0.2, kl_coef=0.04, kl_estimator="k3")
+                               group_size=K, clip_eps=0.2, kl_coef=0.04, kl_estimator="k3")
         placement = sharding.batch_sharding(mesh)
         for _ in range(2):
             state, metrics = step(state, {k: sharding.put_sharded(v, placement) for k, v in batch.items()})

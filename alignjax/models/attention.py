@@ -14,7 +14,7 @@ import numpy as np
 from flax import nnx
 
 from alignjax.models.config import ModelConfig
-from alignjax.models.layers import RMSNorm, make_param
+from alignjax.models.layers import RMSNorm, make_param, project
 from alignjax.models.rope import apply_rope
 
 
@@ -79,7 +79,7 @@ class Attention(nnx.Module):
             out_BLNH = _single_query_attention(q_BLNH, k_BSKH, v_BSKH, mask_B1LS)
         else:
             out_BLNH = jax.nn.dot_product_attention(q_BLNH, k_BSKH, v_BSKH, mask=mask_B1LS)
-        out_BLD = jnp.einsum("blnh,nhd->bld", out_BLNH, self.o[...].astype(self.dtype))
+        out_BLD = project(out_BLNH, self.o[...].astype(self.dtype), contract=2)
         return out_BLD if self.o_bias is None else out_BLD + self.o_bias[...].astype(self.dtype)
 
     def __call__(
@@ -89,7 +89,7 @@ class Attention(nnx.Module):
         return self.attend(q_BLNH, k_BLKH, v_BLKH, mask_B1LL)
 
     def _heads(self, x_BLD: jax.Array, kernel: nnx.Param, bias: nnx.Param | None) -> jax.Array:
-        y_BLXH = jnp.einsum("bld,dxh->blxh", x_BLD, kernel[...].astype(self.dtype))
+        y_BLXH = project(x_BLD, kernel[...].astype(self.dtype), contract=1)
         return y_BLXH if bias is None else y_BLXH + bias[...].astype(self.dtype)
 
 

@@ -1,10 +1,12 @@
-"""Small building blocks of the decoder: parameters with logical axes, RMSNorm and the SwiGLU MLP.
+"""Small building blocks of the decoder: parameters with logical axes, projections, RMSNorm and the SwiGLU MLP.
 
 Every parameter is an `nnx.Param` whose `logical_axes` metadata names each dimension (`embed`, `mlp`,
 `q_heads`, ...). `alignjax.sharding` maps those names to mesh axes in one table, so no module knows the mesh.
 """
 
 from typing import Any, Callable
+
+import math
 
 import jax
 import jax.numpy as jnp
@@ -56,5 +58,25 @@ class MLP(nnx.Module):
 
 
 def _project(x_BLI: jax.Array, kernel: nnx.Param, bias: nnx.Param | None, dtype: Any) -> jax.Array:
-    y_BLO = jnp.einsum("bli,io->blo", x_BLI, kernel[...].astype(dtype))
+    y_BLO = project(x_BLI, kernel[...].astype(dtype), contract=1)
     return y_BLO if bias is None else y_BLO + bias[...].astype(dtype)
+
+
+def project(x: jax.Array, kernel: jax.Array, *, contract: int, preferred_element_type: Any = None) -> jax.Array:
+    """x's last `contract` dimensions times kernel's first `contract`, computed as one 2-D matmul.
+
+    [B, L, *I] @ [*I, *O] -> [B, L, *O], with the batch and length dimensions merged into the matmul's rows and
+    the contracted and output dimensions each merged into one. The same product as an einsum, but its gradient
+    is also plain 2-D matmuls: written as an einsum over [B, L, ...], the weight gradient contracts two
+    dimensions (batch and length), for which XLA:CPU inserted transposes and copies of the activations; 2-D
+    projections made a 25M model's forward + backward ~16% faster there (benchmarks/RESULTS.md).
+    """
+    lead, inner = x.shape[: x.ndim - contract], x.shape[x.ndim - contract :]
+    assert inner == kernel.shape[:contract], (x.shape, kernel.shape, contract)
+    out = kernel.shape[contract:]
+    y = jnp.matmul(
+        x.reshape(-1, math.prod(inner)),
+        kernel.reshape(math.prod(inner), math.prod(out)),
+        preferred_element_type=preferred_element_type,
+    )
+    return y.reshape(*lead, *out)

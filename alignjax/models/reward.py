@@ -56,7 +56,10 @@ class RewardModel(nnx.Module):
         self, tokens_BL: jax.Array, positions_BL: jax.Array | None = None, segment_ids_BL: jax.Array | None = None
     ) -> jax.Array:
         """The head's value at every position, float32 [B, L]; arguments as for `Transformer.__call__`."""
-        h_BLD = self.backbone.hidden_states(tokens_BL, positions_BL, segment_ids_BL)
+        return self.values(self.backbone.hidden_states(tokens_BL, positions_BL, segment_ids_BL))
+
+    def values(self, h_BLD: jax.Array) -> jax.Array:
+        """The head's value of final-norm hidden states [B, L, D], float32 [B, L]."""
         score_D = self.score[...][:, 0].astype(self.config.dtype)
         return jnp.einsum("bld,d->bl", h_BLD, score_D, preferred_element_type=jnp.float32)
 

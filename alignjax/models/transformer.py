@@ -5,13 +5,15 @@ Inputs are token ids, positions and segment ids rather than an attention-mask te
 already a valid value for them.
 """
 
+from typing import Callable
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
 
 from alignjax.models.attention import Attention, attention_mask
 from alignjax.models.config import ModelConfig
-from alignjax.models.layers import MLP, RMSNorm, make_param
+from alignjax.models.layers import MLP, RMSNorm, make_param, project
 from alignjax.models.rope import inverse_frequencies
 
 
@@ -32,17 +34,17 @@ class Block(nnx.Module):
         return x_BLD + self.mlp(self.mlp_norm(x_BLD))
 
 
-def _rematerialized(block: Block, x_BLD, positions_BL, mask_B1LL, inv_freq):
-    """`block(x)` whose activations are recomputed in the backward pass instead of stored.
+def rematerialized(layer: Callable, block: Block, *xs: jax.Array):
+    """`layer(block, *xs)` whose activations are recomputed in the backward pass instead of stored.
 
     The block is split into pure arrays first so that `jax.checkpoint` sees a plain function of pytrees.
     """
     graphdef, params = nnx.split(block)
 
-    def run(params, x_BLD):
-        return nnx.merge(graphdef, params)(x_BLD, positions_BL, mask_B1LL, inv_freq)
+    def run(params, *xs):
+        return layer(nnx.merge(graphdef, params), *xs)
 
-    return jax.checkpoint(run)(params, x_BLD)
+    return jax.checkpoint(run)(params, *xs)
 
 
 class Transformer(nnx.Module):
@@ -83,12 +85,13 @@ class Transformer(nnx.Module):
         segment_ids_BL = jnp.ones((B, L), jnp.int32) if segment_ids_BL is None else segment_ids_BL
         mask_B1LL = attention_mask(segment_ids_BL, segment_ids_BL, index_BL, index_BL, cfg.sliding_window)
         inv_freq = inverse_frequencies(cfg.rope, cfg.head_dim)
+
+        def layer(block, x_BLD):
+            return block(x_BLD, positions_BL, mask_B1LL, inv_freq)
+
         x_BLD = self.embed_tokens(tokens_BL)
         for block in self.layers:
-            if cfg.remat:
-                x_BLD = _rematerialized(block, x_BLD, positions_BL, mask_B1LL, inv_freq)
-            else:
-                x_BLD = block(x_BLD, positions_BL, mask_B1LL, inv_freq)
+            x_BLD = rematerialized(layer, block, x_BLD) if cfg.remat else layer(block, x_BLD)
         return self.final_norm(x_BLD)
 
     def embed_tokens(self, tokens_BL: jax.Array) -> jax.Array:
@@ -98,8 +101,5 @@ class Transformer(nnx.Module):
     def logits(self, h_BLD: jax.Array) -> jax.Array:
         """Projects hidden states onto the vocabulary (the tied embedding when there is no separate head)."""
         dtype = self.config.dtype
-        if self.lm_head is None:
-            return jnp.einsum(
-                "bld,vd->blv", h_BLD, self.embed[...].astype(dtype), preferred_element_type=jnp.float32
-            )
-        return jnp.einsum("bld,dv->blv", h_BLD, self.lm_head[...].astype(dtype), preferred_element_type=jnp.float32)
+        head_DV = self.embed[...].T if self.lm_head is None else self.lm_head[...]
+        return project(h_BLD, head_DV.astype(dtype), contract=1, preferred_element_type=jnp.float32)

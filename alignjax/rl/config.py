@@ -126,6 +126,11 @@ def check_rl_config(config: ConfigDict, num_devices: int) -> None:
     else:  # mini-batches of prompts (one SFT row or one pair each), micro-batched by grad_accum
         rows, split = rl.prompts_per_iteration, rl.minibatches * config.optim.grad_accum * data_parallel
     _check(
+        name not in POLICY_GRADIENT or rl.prompts_per_iteration % rl.minibatches == 0,
+        f"{name}'s mini-batches hold whole groups of answers to a prompt: rl.prompts_per_iteration="
+        f"{rl.prompts_per_iteration} must split into rl.minibatches={rl.minibatches}",
+    )
+    _check(
         rows % split == 0,
         f"{name} updates on {rows} rows per iteration, which must split into rl.minibatches={rl.minibatches} x "
         f"optim.grad_accum={config.optim.grad_accum} x {data_parallel} data-parallel devices; change "

@@ -39,16 +39,28 @@ def _update(state: TrainState, grads, optimizer, schedule, loss, weight, metrics
 
 
 def policy_step(
-    state: TrainState, batch: dict, *, graphdef, optimizer, schedule, prompt_len, clip_eps, kl_coef, kl_estimator
+    state: TrainState,
+    batch: dict,
+    *,
+    graphdef,
+    optimizer,
+    schedule,
+    prompt_len,
+    group_size,
+    clip_eps,
+    kl_coef,
+    kl_estimator,
 ) -> tuple[TrainState, dict]:
     """One optimizer step of the policy on `batch` (see `POLICY_KEYS`); the loss is a mean over answer tokens.
 
-    With `kl_coef > 0` the loss adds kl_coef * KL per token (estimated with `kl_estimator` from the current and
-    the reference log-probs), GRPO's way of staying near the reference; PPO and RLOO put the KL in the reward.
+    The batch's rows come in groups of `group_size` answers to one prompt, whose prompt runs once per group
+    (`response_logps`). With `kl_coef > 0` the loss adds kl_coef * KL per token (estimated with `kl_estimator`
+    from the current and the reference log-probs), GRPO's way of staying near the reference; PPO and RLOO put
+    the KL in the reward.
     """
 
     def objective(params):
-        logps_NT = response_logps(params, batch, graphdef=graphdef, prompt_len=prompt_len)
+        logps_NT = response_logps(params, batch, graphdef=graphdef, prompt_len=prompt_len, group_size=group_size)
         out = clipped_policy_loss(
             logps_NT, batch["old_logps_NT"], batch["advantages_NT"], batch["mask_NT"], clip_eps=clip_eps
         )
@@ -62,11 +74,12 @@ def policy_step(
     return _update(state, grads, optimizer, schedule, loss, weight, metrics)
 
 
-def value_step(state: TrainState, batch: dict, *, graphdef, optimizer, schedule, prompt_len, clip_eps):
-    """One optimizer step of the value model on `batch` (see `VALUE_KEYS`), mean clipped loss over answer tokens."""
+def value_step(state: TrainState, batch: dict, *, graphdef, optimizer, schedule, prompt_len, group_size, clip_eps):
+    """One optimizer step of the value model on `batch` (see `VALUE_KEYS`, rows grouped as for `policy_step`),
+    mean clipped loss over answer tokens."""
 
     def objective(params):
-        values_NT = response_values(params, batch, graphdef=graphdef, prompt_len=prompt_len)
+        values_NT = response_values(params, batch, graphdef=graphdef, prompt_len=prompt_len, group_size=group_size)
         out = clipped_value_loss(
             values_NT, batch["old_values_NT"], batch["returns_NT"], batch["mask_NT"], clip_eps=clip_eps
         )
@@ -87,17 +100,19 @@ def _jit(step, state_shardings, mesh, **bound):
     )
 
 
-def jit_policy_step(graphdef, optimizer, schedule, state_shardings, mesh, *, prompt_len, clip_eps, kl_coef, kl_estimator):
+def jit_policy_step(
+    graphdef, optimizer, schedule, state_shardings, mesh, *, prompt_len, group_size, clip_eps, kl_coef, kl_estimator
+):
     """`policy_step` compiled for the mesh, everything but the state and the batch bound."""
     return _jit(
         policy_step, state_shardings, mesh, graphdef=graphdef, optimizer=optimizer, schedule=schedule,
-        prompt_len=prompt_len, clip_eps=clip_eps, kl_coef=kl_coef, kl_estimator=kl_estimator,
+        prompt_len=prompt_len, group_size=group_size, clip_eps=clip_eps, kl_coef=kl_coef, kl_estimator=kl_estimator,
     )
 
 
-def jit_value_step(graphdef, optimizer, schedule, state_shardings, mesh, *, prompt_len, clip_eps):
+def jit_value_step(graphdef, optimizer, schedule, state_shardings, mesh, *, prompt_len, group_size, clip_eps):
     """`value_step` compiled for the mesh."""
     return _jit(
         value_step, state_shardings, mesh, graphdef=graphdef, optimizer=optimizer, schedule=schedule,
-        prompt_len=prompt_len, clip_eps=clip_eps,
+        prompt_len=prompt_len, group_size=group_size, clip_eps=clip_eps,
     )

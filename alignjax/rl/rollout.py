@@ -10,12 +10,14 @@ An answer ends at the first stop token (the tokenizer's EOS), which the sampler 
 runs out of `max_new_tokens` first loses `missing_eos_penalty` from its reward.
 
 The policy's log-probs are the sampler's own (under the model's temperature-1 distribution, the one the train
-step differentiates), so no extra forward pass is spent on them.
+step differentiates), so no extra forward pass is spent on them; the reference's forward pass runs each prompt
+once for its k answers.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
 
 import jax
@@ -25,6 +27,8 @@ from flax import nnx
 
 from alignjax import sharding
 from alignjax.losses import token_logprobs
+from alignjax.models import Transformer
+from alignjax.models.shared_prompt import shared_prompt_hidden_states
 from alignjax.rl.prompts import Prompts
 from alignjax.rl.rewards import Scorer
 from alignjax.sampling import GREEDY, SamplingConfig, generate
@@ -32,24 +36,42 @@ from alignjax.sampling import GREEDY, SamplingConfig, generate
 ROW_KEYS = ("tokens", "positions", "segment_ids")
 
 
-def answer_logits(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
+def answer_hidden_states(model: Transformer, rows: dict, *, prompt_len: int, group_size: int = 1) -> jax.Array:
+    """The final hidden states at the positions that predict each answer slot, [N, T, D]: the prompt's last slot
+    and the answer's slots but its last.
+
+    With `group_size` k > 1 the rows come in groups of k answers to one prompt (as a rollout lays them out), and
+    each group's prompt runs through the model once (`shared_prompt_hidden_states`), with the same result.
+    """
+    if group_size == 1:
+        h_NSD = model.hidden_states(rows["tokens"], rows["positions"], rows["segment_ids"])
+        return h_NSD[:, prompt_len - 1 : -1]
+    h_GPD, h_NTD = shared_prompt_hidden_states(model, rows, prompt_len=prompt_len, group_size=group_size)
+    return jnp.concatenate([jnp.repeat(h_GPD[:, -1:], group_size, axis=0), h_NTD[:, :-1]], axis=1)
+
+
+def answer_logits(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int, group_size: int = 1) -> jax.Array:
     """The logits that predict each answer slot, [N, T, V]: the LM head runs on those positions only (the prompt's
-    other positions predict nothing an on-policy loss uses), as TRL's `logits_to_keep`."""
+    other positions predict nothing an on-policy loss uses), as TRL's `logits_to_keep`. `group_size` as for
+    `answer_hidden_states`."""
     model = nnx.merge(graphdef, params)
-    h_NSD = model.hidden_states(rows["tokens"], rows["positions"], rows["segment_ids"])
-    return model.logits(h_NSD[:, prompt_len - 1 : -1])
+    return model.logits(answer_hidden_states(model, rows, prompt_len=prompt_len, group_size=group_size))
 
 
-def response_logps(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
-    """log p(answer token t | prompt, answer before t) for every answer slot, [N, T] (meaningless past the end)."""
-    logits_NTV = answer_logits(params, rows, graphdef=graphdef, prompt_len=prompt_len)
+def response_logps(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int, group_size: int = 1) -> jax.Array:
+    """log p(answer token t | prompt, answer before t) for every answer slot, [N, T] (meaningless past the end);
+    `group_size` as for `answer_hidden_states`."""
+    logits_NTV = answer_logits(params, rows, graphdef=graphdef, prompt_len=prompt_len, group_size=group_size)
     return token_logprobs(logits_NTV, rows["tokens"][:, prompt_len:])
 
 
-def response_values(params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
-    """A value model's estimate for the state before each answer token, [N, T]."""
-    values_NS = nnx.merge(graphdef, params)(rows["tokens"], rows["positions"], rows["segment_ids"])
-    return values_NS[:, prompt_len - 1 : -1]
+def response_values(
+    params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int, group_size: int = 1
+) -> jax.Array:
+    """A value model's estimate for the state before each answer token, [N, T]; `group_size` as for
+    `answer_hidden_states`."""
+    critic = nnx.merge(graphdef, params)
+    return critic.values(answer_hidden_states(critic.backbone, rows, prompt_len=prompt_len, group_size=group_size))
 
 
 def answer_kl(params, ref_params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
@@ -67,8 +89,8 @@ def answer_kl(params, ref_params, rows: dict, *, graphdef: nnx.GraphDef, prompt_
 
 
 _jit_answer_kl = jax.jit(answer_kl, static_argnames=("graphdef", "prompt_len"))
-_jit_response_logps = jax.jit(response_logps, static_argnames=("graphdef", "prompt_len"))
-_jit_response_values = jax.jit(response_values, static_argnames=("graphdef", "prompt_len"))
+_jit_response_logps = jax.jit(response_logps, static_argnames=("graphdef", "prompt_len", "group_size"))
+_jit_response_values = jax.jit(response_values, static_argnames=("graphdef", "prompt_len", "group_size"))
 
 
 @dataclasses.dataclass
@@ -173,12 +195,13 @@ class RolloutWorker:
             length_bucket=self.max_prompt_len,
         )
 
-    def _device_rows(self, prompts: Prompts, sample) -> tuple[dict, dict]:
+    def _device_rows(self, prompts: Prompts, sample, group_size: int) -> tuple[dict, dict]:
         """The rows as host arrays, and on the mesh with padding rows (segment id 0) up to a multiple of its
-        data-parallel size; results computed from the device rows are cut back to the real rows."""
+        data-parallel size that is whole groups of `group_size`; results computed from the device rows are cut
+        back to the real rows."""
         tokens_NT, lengths_N = jax.device_get((sample.tokens, sample.lengths))
         rows = token_rows(prompts.token_ids, sample.prompt_index, tokens_NT, lengths_N, self.max_prompt_len, self.pad_id)
-        extra = -len(tokens_NT) % sharding.data_parallel_size(self.mesh)
+        extra = -len(tokens_NT) % math.lcm(sharding.data_parallel_size(self.mesh), group_size)
         placement = sharding.batch_sharding(self.mesh)
         padded = {k: np.pad(v, ((0, extra), (0, 0))) for k, v in rows.items()}
         return rows, {k: sharding.put_sharded(v, placement) for k, v in padded.items()}
@@ -190,16 +213,17 @@ class RolloutWorker:
         start = time.perf_counter()
         sample = self._sample(params, prompts, rng, num_samples, self.sampling)  # texts decoded: on the host
         generated = time.perf_counter()
-        rows, device_rows = self._device_rows(prompts, sample)
+        rows, device_rows = self._device_rows(prompts, sample, num_samples)
         prompt_values = [prompts.values[p] for p in sample.prompt_index]
         scores_N = self.scorer(prompt_values, sample.texts, device_rows)
         ref_logps_NT = _jit_response_logps(
-            self.ref_params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len
+            self.ref_params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len, group_size=num_samples
         )
         values_NT = None
         if critic_params is not None:
             values_NT = _jit_response_values(
-                critic_params, device_rows, graphdef=self.critic_graphdef, prompt_len=self.max_prompt_len
+                critic_params, device_rows, graphdef=self.critic_graphdef, prompt_len=self.max_prompt_len,
+                group_size=num_samples,
             )
         logps_NT, lengths_N, stopped_N, ref_logps_NT, values_NT = jax.device_get(
             (sample.logprobs, sample.lengths, sample.stopped, ref_logps_NT, values_NT)
@@ -229,7 +253,7 @@ class RolloutWorker:
         """The evaluation of a policy: the scores of its greedy answers to `prompts`, each answer's exact KL to
         the reference (`answer_kl`), and the answers."""
         sample = self._sample(params, prompts, 0, 1, GREEDY)
-        _, device_rows = self._device_rows(prompts, sample)
+        _, device_rows = self._device_rows(prompts, sample, 1)
         kl_N = _jit_answer_kl(params, self.ref_params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len)
         scores_N = self.scorer(prompts.values, sample.texts, device_rows)
         return scores_N, np.asarray(jax.device_get(kl_N))[: len(prompts)], sample.texts

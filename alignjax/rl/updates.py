@@ -1,7 +1,8 @@
 """What an on-policy iteration trains: the updates of each algorithm on its rollout, and their jitted steps.
 
 - PPO, RLOO, GRPO: `rl.epochs` passes over the rollout in `rl.minibatches` shuffled mini-batches of the clipped
-  surrogate (`policy_step`); PPO also fits its value model on each mini-batch (`value_step`).
+  surrogate (`policy_step`), each holding whole groups of answers to a prompt, so that the prompt runs once per
+  group; PPO also fits its value model on each mini-batch (`value_step`).
 - Expert iteration: SFT on each prompt's best answer; online DPO and RSO: a preference loss (`config.loss`) on
   pairs of answers. These run the offline train step (`train.step.train_step`) with the reference's log-probs
   taken from the rollout, so the reference model never runs inside the step.
@@ -27,9 +28,11 @@ PAIRWISE = ("online_dpo", "rso")
 ALGORITHMS = POLICY_GRADIENT + ("expert_iteration",) + PAIRWISE
 
 
-def _minibatches(batch: dict[str, np.ndarray], count: int, rng: np.random.Generator):
-    """`count` mini-batches of a shuffled copy of `batch` (all arrays share their first axis)."""
-    order = rng.permutation(len(next(iter(batch.values()))))
+def _minibatches(batch: dict[str, np.ndarray], count: int, group_size: int, rng: np.random.Generator):
+    """`count` mini-batches of a shuffled copy of `batch` (all arrays share their first axis), which is shuffled
+    and split by groups of `group_size` consecutive rows, so that each group's rows stay together, in order."""
+    groups = len(next(iter(batch.values()))) // group_size
+    order = (rng.permutation(groups)[:, None] * group_size + np.arange(group_size)).reshape(-1)
     for part in np.split(order, count):
         yield {k: v[part] for k, v in batch.items()}
 
@@ -57,9 +60,11 @@ class Updater:
     def __init__(self, config, graphdef, optimizer, schedule, shardings, mesh, critic=None):
         self.rl, self.algorithm, self.mesh = config.rl, config.rl.algorithm, mesh
         name, prompt_len = self.algorithm.name, config.rl.max_prompt_len
+        # the update's rows per prompt: a policy-gradient batch holds all k answers, the others one row or pair
+        self.group_size = config.rl.samples_per_prompt if name in POLICY_GRADIENT else 1
         if name in POLICY_GRADIENT:
             self.policy_step = jit_policy_step(
-                graphdef, optimizer, schedule, shardings, mesh, prompt_len=prompt_len,
+                graphdef, optimizer, schedule, shardings, mesh, prompt_len=prompt_len, group_size=self.group_size,
                 clip_eps=self.algorithm.clip_eps,
                 kl_coef=self.algorithm.kl_coef if name == "grpo" else 0.0,
                 kl_estimator=self.algorithm.kl_estimator,
@@ -74,7 +79,7 @@ class Updater:
             critic_graphdef, critic_optimizer, critic_schedule, critic_shardings = critic
             self.value_step = jit_value_step(
                 critic_graphdef, critic_optimizer, critic_schedule, critic_shardings, mesh,
-                prompt_len=prompt_len, clip_eps=self.algorithm.value_clip_eps,
+                prompt_len=prompt_len, group_size=self.group_size, clip_eps=self.algorithm.value_clip_eps,
             )
 
     def __call__(self, states: dict, rollout: Rollout, kl_coef: float, rng: np.random.Generator):
@@ -95,7 +100,7 @@ class Updater:
             )
             batch, counts["valid_pairs"] = pair_batch(rollout, chosen_B, rejected_B)
         for _ in range(self.rl.epochs):
-            for minibatch in _minibatches(batch, self.rl.minibatches, rng):
+            for minibatch in _minibatches(batch, self.rl.minibatches, self.group_size, rng):
                 if name in POLICY_GRADIENT:
                     state, policy_metrics = self.policy_step(state, _put(minibatch, POLICY_KEYS, self.mesh))
                     if name == "ppo":
