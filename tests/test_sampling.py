@@ -11,7 +11,7 @@ from alignjax import sharding
 from alignjax.models import from_pretrained
 from alignjax.sampling import GREEDY, SamplingConfig, generate
 from alignjax.sampling.decode import decode
-from alignjax.sampling.strategies import filtered_logits
+from alignjax.sampling.strategies import choose_tokens, filtered_logits, first_argmax
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -282,3 +282,20 @@ def test_single_query_attention_equals_dot_product_attention():
     mask = jax.random.bernoulli(jax.random.key(3), 0.6, (B, 1, 1, S)).at[:, :, :, 0].set(True)
     expected = jax.nn.dot_product_attention(q, k, v, mask=mask)
     np.testing.assert_allclose(np.asarray(_single_query_attention(q, k, v, mask)), np.asarray(expected), atol=1e-5)
+
+
+def test_choose_tokens_draws_what_jax_random_categorical_draws():
+    keys_B = jax.random.split(jax.random.key(3), 64)
+    logits_BV = jax.random.normal(jax.random.key(4), (64, 300)) * 3
+    logits_BV = logits_BV.at[:, ::7].set(-jnp.inf)  # tokens a filter removed
+    tokens_B, _ = choose_tokens(keys_B, logits_BV, SamplingConfig())
+    expected_B = jax.vmap(jax.random.categorical)(keys_B, logits_BV)
+    np.testing.assert_array_equal(tokens_B, expected_B)
+    assert len(np.unique(np.asarray(tokens_B))) > 10  # many different draws, none of them filtered
+    assert np.all(np.asarray(tokens_B) % 7 != 0)
+
+
+def test_first_argmax_equals_argmax_with_ties():
+    x_BV = jnp.asarray(np.random.default_rng(0).integers(0, 4, (200, 9)), jnp.float32)  # many ties
+    x_BV = x_BV.at[0].set(-jnp.inf)
+    np.testing.assert_array_equal(first_argmax(x_BV), jnp.argmax(x_BV, axis=-1))

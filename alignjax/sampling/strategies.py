@@ -81,8 +81,22 @@ def choose_tokens(keys_B: jax.Array, logits_BV: jax.Array, config: SamplingConfi
       tokens_B (int32) and sampling_logprobs_B (0 for greedy decoding, whose distribution is a point mass).
     """
     if config.greedy:
-        return jnp.argmax(logits_BV, axis=-1).astype(jnp.int32), jnp.zeros(logits_BV.shape[:1], jnp.float32)
+        return first_argmax(logits_BV), jnp.zeros(logits_BV.shape[:1], jnp.float32)
     filtered_BV = filtered_logits(logits_BV, config)
-    tokens_B = jax.vmap(jax.random.categorical)(keys_B, filtered_BV).astype(jnp.int32)
+    # `jax.random.categorical`'s draw (the Gumbel-max trick with the same noise), with a faster argmax
+    V = filtered_BV.shape[-1]
+    gumbel_BV = jax.vmap(lambda key: jax.random.gumbel(key, (V,), filtered_BV.dtype))(keys_B)
+    tokens_B = first_argmax(filtered_BV + gumbel_BV)
     logprobs_BV = jax.nn.log_softmax(filtered_BV)
     return tokens_B, jnp.take_along_axis(logprobs_BV, tokens_B[:, None], axis=-1)[:, 0]
+
+
+def first_argmax(x_BV: jax.Array) -> jax.Array:
+    """`jnp.argmax(x_BV, axis=-1)` as int32 (the first index of each row's maximum), for rows without NaN.
+
+    XLA:CPU runs `argmax` as one reduction over (value, index) pairs, which it does not vectorise: at a decode
+    step's [32, 8000] logits it took 0.70 ms, a max and then a min over the indices that reach it 0.20 ms.
+    """
+    max_B1 = jnp.max(x_BV, axis=-1, keepdims=True)
+    index_V = jnp.arange(x_BV.shape[-1], dtype=jnp.int32)
+    return jnp.min(jnp.where(x_BV == max_B1, index_V, x_BV.shape[-1]), axis=-1)
