@@ -102,6 +102,13 @@ def add_worker_arguments(parser: argparse.ArgumentParser, frameworks: tuple[str,
         help="runs per framework, alternating; the ratio uses each framework's best (fastest) run, the usual way "
         "to see through a busy machine",
     )
+    parser.add_argument(
+        "--peer-allocator",
+        choices=("default", "kept"),
+        default="default",
+        help="kept: run the peer with glibc's allocator set as alignjax sets it for itself on CPU "
+        "(alignjax.host_memory: one arena, no mmap, no trimming), through glibc's MALLOC_* environment variables",
+    )
     parser.add_argument("--_worker", choices=("prepare",) + frameworks, help=argparse.SUPPRESS)
     parser.add_argument("--_workdir", help=argparse.SUPPRESS)
 
@@ -117,11 +124,19 @@ def _json_object(line: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+# glibc's environment variables for what `alignjax.host_memory.keep_freed_host_memory` sets with `mallopt`
+KEPT_ALLOCATOR_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+
+
 def run_worker(script: str, role: str, workdir: str) -> list[dict]:
     """Runs `script` as the `role` worker ("prepare" or a framework) in a fresh process; returns the JSON records
-    it printed (its stdout lines that are JSON objects), in order."""
+    it printed (its stdout lines that are JSON objects), in order. A peer's worker gets `KEPT_ALLOCATOR_ENV` when
+    the run's arguments say `--peer-allocator kept`."""
     cmd = [sys.executable, os.path.abspath(script), "--_worker", role, "--_workdir", workdir]
-    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # stderr (framework chatter) passes through
+    env = dict(os.environ)
+    if role.split(":")[0] not in ("prepare", "alignjax") and load_json(workdir, "args.json").get("peer_allocator") == "kept":
+        env.update(KEPT_ALLOCATOR_ENV)
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, env=env)  # stderr passes through
     records = [record for line in proc.stdout.splitlines() if (record := _json_object(line)) is not None]
     if proc.returncode != 0 or not records:
         raise SystemExit(f"{role} worker failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}")
@@ -185,6 +200,7 @@ def torch_environment(model, *versions: str) -> dict:
     return {
         "device": f"cuda:{torch.cuda.get_device_name()}" if torch.cuda.is_available() else "cpu",
         "threads": f"torch intra-op {torch.get_num_threads()}, inter-op {torch.get_num_interop_threads()}",
+        "allocator_env": {name: value for name, value in os.environ.items() if name.startswith("MALLOC_")},
         "versions": ", ".join(
             [
                 f"torch {torch.__version__}",
