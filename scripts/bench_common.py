@@ -107,7 +107,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser, frameworks: tuple[str,
         choices=("default", "kept"),
         default="default",
         help="kept: run the peer with glibc's allocator set as alignjax sets it for itself on CPU "
-        "(alignjax.host_memory: one arena, no mmap, no trimming), through glibc's MALLOC_* environment variables",
+        "(alignjax.host_memory: no mmap, no trimming), through glibc's MALLOC_* environment variables",
     )
     parser.add_argument("--_worker", choices=("prepare",) + frameworks, help=argparse.SUPPRESS)
     parser.add_argument("--_workdir", help=argparse.SUPPRESS)
@@ -124,8 +124,9 @@ def _json_object(line: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
-# glibc's environment variables for what `alignjax.host_memory.keep_freed_host_memory` sets with `mallopt`
-KEPT_ALLOCATOR_ENV = {"MALLOC_ARENA_MAX": "1", "MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+# glibc's environment variables for what `alignjax.host_memory.keep_freed_host_memory` sets with `mallopt` (a torch
+# peer allocates on the calling thread, as alignjax's synchronous dispatch does)
+KEPT_ALLOCATOR_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
 
 
 def run_worker(script: str, role: str, workdir: str) -> list[dict]:
