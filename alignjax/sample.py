@@ -19,8 +19,8 @@ import numpy as np
 import transformers
 
 from alignjax.data import DataError
-from alignjax.host_memory import keep_freed_host_memory
 from alignjax.data.tokenization import encode_chat_prompt
+from alignjax.host_memory import keep_freed_host_memory
 from alignjax.models import from_pretrained
 from alignjax.sampling import SamplingConfig, generate
 from alignjax.sampling.generate import continuation_text

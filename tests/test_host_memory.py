@@ -47,6 +47,7 @@ def test_kept_memory_is_reused_without_page_faults():
 
 
 def test_applies_only_when_jax_can_use_nothing_but_the_cpu(monkeypatch):
+    monkeypatch.delenv("ALIGNJAX_KEEP_FREED_MEMORY", raising=False)
     monkeypatch.setattr(host_memory, "accelerator_plugins", lambda: [])
     monkeypatch.setenv("JAX_PLATFORMS", "cuda,cpu")
     assert not host_memory.cpu_only()

@@ -4,9 +4,8 @@ Every parameter is an `nnx.Param` whose `logical_axes` metadata names each dimen
 `q_heads`, ...). `alignjax.sharding` maps those names to mesh axes in one table, so no module knows the mesh.
 """
 
-from typing import Any, Callable
-
 import math
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp

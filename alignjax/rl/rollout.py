@@ -17,7 +17,6 @@ once for its k answers.
 from __future__ import annotations
 
 import dataclasses
-import math
 import time
 
 import jax
@@ -196,12 +195,12 @@ class RolloutWorker:
         )
 
     def _device_rows(self, prompts: Prompts, sample, group_size: int) -> tuple[dict, dict]:
-        """The rows as host arrays, and on the mesh with padding rows (segment id 0) up to a multiple of its
-        data-parallel size that is whole groups of `group_size`; results computed from the device rows are cut
-        back to the real rows."""
+        """The rows as host arrays, and on the mesh with padding rows (segment id 0) up to whole groups of
+        `group_size` on each data-parallel device; results computed from the device rows are cut back to the
+        real rows."""
         tokens_NT, lengths_N = jax.device_get((sample.tokens, sample.lengths))
         rows = token_rows(prompts.token_ids, sample.prompt_index, tokens_NT, lengths_N, self.max_prompt_len, self.pad_id)
-        extra = -len(tokens_NT) % math.lcm(sharding.data_parallel_size(self.mesh), group_size)
+        extra = -len(tokens_NT) % (sharding.data_parallel_size(self.mesh) * group_size)
         placement = sharding.batch_sharding(self.mesh)
         padded = {k: np.pad(v, ((0, extra), (0, 0))) for k, v in rows.items()}
         return rows, {k: sharding.put_sharded(v, placement) for k, v in padded.items()}

@@ -31,7 +31,9 @@ ALGORITHMS = POLICY_GRADIENT + ("expert_iteration",) + PAIRWISE
 def _minibatches(batch: dict[str, np.ndarray], count: int, group_size: int, rng: np.random.Generator):
     """`count` mini-batches of a shuffled copy of `batch` (all arrays share their first axis), which is shuffled
     and split by groups of `group_size` consecutive rows, so that each group's rows stay together, in order."""
-    groups = len(next(iter(batch.values()))) // group_size
+    rows = len(next(iter(batch.values())))
+    assert rows % group_size == 0, f"{rows} rows do not split into groups of {group_size}"
+    groups = rows // group_size
     order = (rng.permutation(groups)[:, None] * group_size + np.arange(group_size)).reshape(-1)
     for part in np.split(order, count):
         yield {k: v[part] for k, v in batch.items()}
@@ -62,9 +64,13 @@ class Updater:
         name, prompt_len = self.algorithm.name, config.rl.max_prompt_len
         # the update's rows per prompt: a policy-gradient batch holds all k answers, the others one row or pair
         self.group_size = config.rl.samples_per_prompt if name in POLICY_GRADIENT else 1
+        # The steps run each group's prompt once when every data-parallel device holds whole groups of a mini-batch;
+        # otherwise groups would straddle devices, and gathering their prompts would cost more than it saves.
+        groups_per_device = config.rl.prompts_per_iteration / (self.rl.minibatches * sharding.data_parallel_size(mesh))
+        step_group_size = self.group_size if groups_per_device.is_integer() else 1
         if name in POLICY_GRADIENT:
             self.policy_step = jit_policy_step(
-                graphdef, optimizer, schedule, shardings, mesh, prompt_len=prompt_len, group_size=self.group_size,
+                graphdef, optimizer, schedule, shardings, mesh, prompt_len=prompt_len, group_size=step_group_size,
                 clip_eps=self.algorithm.clip_eps,
                 kl_coef=self.algorithm.kl_coef if name == "grpo" else 0.0,
                 kl_estimator=self.algorithm.kl_estimator,
@@ -79,7 +85,7 @@ class Updater:
             critic_graphdef, critic_optimizer, critic_schedule, critic_shardings = critic
             self.value_step = jit_value_step(
                 critic_graphdef, critic_optimizer, critic_schedule, critic_shardings, mesh,
-                prompt_len=prompt_len, group_size=self.group_size, clip_eps=self.algorithm.value_clip_eps,
+                prompt_len=prompt_len, group_size=step_group_size, clip_eps=self.algorithm.value_clip_eps,
             )
 
     def __call__(self, states: dict, rollout: Rollout, kl_coef: float, rng: np.random.Generator):
@@ -89,6 +95,8 @@ class Updater:
         name = self.algorithm.name
         metrics, counts = [], {}
         if name in POLICY_GRADIENT:
+            prompt_index_GK = rollout.prompt_index_N.reshape(-1, self.group_size)
+            assert np.all(prompt_index_GK == prompt_index_GK[:, :1]), "a group's rows must answer one prompt"
             batch = policy_gradient_batch(rollout, self.algorithm, kl_coef)
         elif name == "expert_iteration":
             batch, counts["kept_prompts"] = best_answer_batch(rollout, self.algorithm.min_reward)
