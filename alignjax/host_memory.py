@@ -6,17 +6,17 @@ large with a fresh `mmap` and unmaps them on `free`, so every step faults each p
 it. A 25M-parameter model's forward + backward on 32 x 64 tokens took 173k page faults and 0.4 s of kernel time
 per 1.06 s step; kept as below, the same step takes 0.80 s with a few hundred faults.
 
-`keep_freed_host_memory()` tells glibc not to serve blocks by `mmap` from the main heap (the one the program's
-first thread allocates from) nor to trim it (unless 2 GiB at its top are free), and has JAX run each computation
-on the thread that calls it (`jax_cpu_enable_async_dispatch=False`), so that XLA's temporaries come from that heap:
-blocks freed by one step are reused by the next. (Blocks allocated on
-JAX's worker threads would come from their own arenas, whose heaps are at most 64 MiB, so a large block would be
-mapped and unmapped anyway; forcing every thread onto one arena instead made compile-heavy runs, such as the toy
-experiments and the tests, 10-15% slower.) It must run before JAX starts its backend, so the command-line entry
-points call it first. The price: the process keeps its peak host memory, and a jitted call returns when its result
-is ready rather than at once (on CPU the caller has no other cores to run on meanwhile). It applies only when the
-process can run on nothing but the CPU (`JAX_PLATFORMS=cpu`, or no GPU/TPU plugin installed): on an accelerator a
-step's memory is the device's. `ALIGNJAX_KEEP_FREED_MEMORY=1` forces it, `=0` turns it off.
+`keep_freed_host_memory()` tells glibc not to serve blocks by `mmap` from the main heap (the one the program's first
+thread allocates from) nor to trim it (unless 2 GiB at its top are free), and has JAX run each computation on the
+thread that calls it (`jax_cpu_enable_async_dispatch=False`), so that XLA's temporaries come from that heap: blocks
+freed by one step are reused by the next. (Blocks allocated on JAX's worker threads would come from their own
+arenas, whose heaps are at most 64 MiB, so a large block would be mapped and unmapped anyway; forcing every thread
+onto one arena instead made compile-heavy runs, such as the toy experiments and the tests, 10-15% slower.) It must
+run before JAX starts its backend, so the command-line entry points call it first. The price: the process keeps its
+peak host memory, and a jitted call returns when its result is ready rather than at once (on CPU the caller has no
+other cores to run on meanwhile). It applies only when the process can run on nothing but the CPU
+(`JAX_PLATFORMS=cpu`, or no GPU/TPU plugin installed): on an accelerator a step's memory is the device's.
+`ALIGNJAX_KEEP_FREED_MEMORY=1` forces it, `=0` turns it off.
 """
 
 from __future__ import annotations

@@ -66,8 +66,8 @@ class Updater:
         self.group_size = config.rl.samples_per_prompt if name in POLICY_GRADIENT else 1
         # The steps run each group's prompt once when every data-parallel device holds whole groups of a mini-batch;
         # otherwise groups would straddle devices, and gathering their prompts would cost more than it saves.
-        groups_per_device = config.rl.prompts_per_iteration / (self.rl.minibatches * sharding.data_parallel_size(mesh))
-        step_group_size = self.group_size if groups_per_device.is_integer() else 1
+        whole_groups = config.rl.prompts_per_iteration % (self.rl.minibatches * sharding.data_parallel_size(mesh)) == 0
+        step_group_size = self.group_size if whole_groups else 1
         if name in POLICY_GRADIENT:
             self.policy_step = jit_policy_step(
                 graphdef, optimizer, schedule, shardings, mesh, prompt_len=prompt_len, group_size=step_group_size,
