@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 import safetensors.numpy
-from hf_tiny import save_hf_model
 
-from alignjax.models import CheckpointError, ConfigError, config_from_hf, from_pretrained
+from alignjax.models import CheckpointError, ModelConfigError, config_from_hf, from_pretrained
+
+from hf_tiny import save_hf_model
 
 
 @pytest.fixture
@@ -31,25 +32,25 @@ def _edit_tensors(directory, edit):
 
 
 def test_missing_config(tmp_path):
-    with pytest.raises(ConfigError, match=r"no config\.json"):
+    with pytest.raises(ModelConfigError, match=r"no config\.json"):
         from_pretrained(str(tmp_path))
 
 
 def test_config_not_json(checkpoint):
     (checkpoint / "config.json").write_text("{not json")
-    with pytest.raises(ConfigError, match=r"config\.json: not valid JSON"):
+    with pytest.raises(ModelConfigError, match=r"config\.json: not valid JSON"):
         from_pretrained(str(checkpoint))
 
 
 def test_unknown_architecture(checkpoint):
     _edit_config(checkpoint, architectures=["GPT2LMHeadModel"])
-    with pytest.raises(ConfigError, match=r"architectures=\['GPT2LMHeadModel'\] is not supported"):
+    with pytest.raises(ModelConfigError, match=r"architectures=\['GPT2LMHeadModel'\] is not supported"):
         from_pretrained(str(checkpoint))
 
 
 def test_missing_required_field(checkpoint):
     _edit_config(checkpoint, hidden_size=None)
-    with pytest.raises(ConfigError, match="'hidden_size' is missing"):
+    with pytest.raises(ModelConfigError, match="'hidden_size' is missing"):
         from_pretrained(str(checkpoint))
 
 
@@ -65,7 +66,7 @@ def test_missing_required_field(checkpoint):
 )
 def test_unsupported_config_values(checkpoint, changes, field):
     _edit_config(checkpoint, **changes)
-    with pytest.raises(ConfigError, match=field):
+    with pytest.raises(ModelConfigError, match=field):
         from_pretrained(str(checkpoint))
 
 
@@ -129,5 +130,5 @@ def test_qwen_sliding_window_only_when_enabled():
     assert config_from_hf({**base, "use_sliding_window": True}).sliding_window == 4
     assert config_from_hf({**base, "layer_types": ["sliding_attention"] * 2}).sliding_window == 4
     assert config_from_hf({**base, "layer_types": ["full_attention"] * 2}).sliding_window is None
-    with pytest.raises(ConfigError, match="mixes 'sliding_attention' and 'full_attention'"):
+    with pytest.raises(ModelConfigError, match="mixes 'sliding_attention' and 'full_attention'"):
         config_from_hf({**base, "layer_types": ["full_attention", "sliding_attention"]})

@@ -3,9 +3,10 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hf_tiny import ARCHITECTURES, hf_logits, random_batch, save_hf_model
 
 from alignjax.models import from_pretrained
+
+from hf_tiny import ARCHITECTURES, hf_logits, random_batch, save_hf_model
 
 TOL = 1e-4
 

@@ -7,13 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from hf_tiny import hf_rewards, make_hf_reward_model, random_batch, save_hf_model, transformers
 from jax.sharding import PartitionSpec as P
 
 from alignjax import sharding
 from alignjax.models import (
-    ConfigError,
     ModelConfig,
+    ModelConfigError,
     RewardModel,
     from_pretrained,
     init_reward_model,
@@ -22,6 +21,8 @@ from alignjax.models import (
     reward_model_from_pretrained,
     save_pretrained,
 )
+
+from hf_tiny import hf_rewards, make_hf_reward_model, random_batch, save_hf_model, transformers
 
 TOL = 1e-5
 
@@ -104,13 +105,13 @@ def test_causal_directory_gives_its_decoder_a_new_head(tmp_path):
 def test_two_labels_is_a_clear_error(tmp_path):
     hf_model = make_hf_reward_model("llama", num_labels=2)
     hf_model.save_pretrained(tmp_path)
-    with pytest.raises(ConfigError, match="num_labels.*=2.*expected num_labels=1"):
+    with pytest.raises(ModelConfigError, match="num_labels.*=2.*expected num_labels=1"):
         reward_model_from_pretrained(str(tmp_path))
 
 
 def test_causal_loader_points_reward_directories_to_the_reward_loader(tmp_path):
     make_hf_reward_model("llama").save_pretrained(tmp_path)
-    with pytest.raises(ConfigError, match="reward_model_from_pretrained"):
+    with pytest.raises(ModelConfigError, match="reward_model_from_pretrained"):
         from_pretrained(str(tmp_path))
 
 

@@ -5,13 +5,14 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.stats
-from hf_tiny import ARCHITECTURES, save_hf_model
 
 from alignjax import sharding
 from alignjax.models import from_pretrained
 from alignjax.sampling import GREEDY, SamplingConfig, generate
 from alignjax.sampling.decode import decode
 from alignjax.sampling.strategies import choose_tokens, filtered_logits, first_argmax
+
+from hf_tiny import ARCHITECTURES, save_hf_model
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
@@ -281,7 +282,8 @@ def test_params_from_outside_are_used(llama):
     _, params = nnx.split(llama)
     zeroed = jax.tree.map(jnp.zeros_like, params)
     own = np.asarray(generate(llama, prompts, max_new_tokens=4, config=GREEDY).tokens)
-    np.testing.assert_array_equal(np.asarray(generate(llama, prompts, params, max_new_tokens=4, config=GREEDY).tokens), own)
+    passed = generate(llama, prompts, params, max_new_tokens=4, config=GREEDY).tokens
+    np.testing.assert_array_equal(np.asarray(passed), own)
     assert (np.asarray(generate(llama, prompts, zeroed, max_new_tokens=4, config=GREEDY).tokens) == 0).all()
 
 
@@ -314,8 +316,9 @@ def test_single_query_attention_equals_dot_product_attention():
     """The decode-step attention path (one query) computes what jax.nn.dot_product_attention does."""
     from alignjax.models.attention import _single_query_attention
 
-    B, S, N, K, H = 3, 17, 8, 2, 16
-    q, k, v = (jax.random.normal(jax.random.key(i), shape) for i, shape in enumerate([(B, 1, N, H), (B, S, K, H), (B, S, K, H)]))
+    B, S, H, J, E = 3, 17, 8, 2, 16
+    shapes = [(B, 1, H, E), (B, S, J, E), (B, S, J, E)]
+    q, k, v = (jax.random.normal(jax.random.key(i), shape) for i, shape in enumerate(shapes))
     mask = jax.random.bernoulli(jax.random.key(3), 0.6, (B, 1, 1, S)).at[:, :, :, 0].set(True)
     expected = jax.nn.dot_product_attention(q, k, v, mask=mask)
     np.testing.assert_allclose(np.asarray(_single_query_attention(q, k, v, mask)), np.asarray(expected), atol=1e-5)

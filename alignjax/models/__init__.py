@@ -1,7 +1,7 @@
 """Decoder-only language models (Llama, Mistral, Qwen2, Qwen3) and reward models on them, in Flax NNX, with
 Hugging Face import/export."""
 
-from alignjax.models.config import ConfigError, ModelConfig, RopeConfig, SUPPORTED_ARCHITECTURES, config_from_hf
+from alignjax.models.config import SUPPORTED_ARCHITECTURES, ModelConfig, ModelConfigError, RopeConfig, config_from_hf
 from alignjax.models.pretrained import (
     from_pretrained,
     init_model,
@@ -17,12 +17,12 @@ from alignjax.models.safetensors_io import CheckpointError
 from alignjax.models.transformer import Transformer
 
 __all__ = [
+    "SUPPORTED_ARCHITECTURES",
     "CheckpointError",
-    "ConfigError",
+    "ModelConfigError",
     "ModelConfig",
     "RewardModel",
     "RopeConfig",
-    "SUPPORTED_ARCHITECTURES",
     "Transformer",
     "config_from_hf",
     "from_pretrained",

@@ -45,66 +45,66 @@ class Attention(nnx.Module):
     """Multi-head attention with `num_kv_heads` key/value heads shared by groups of query heads."""
 
     def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
-        D, N, K, H = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        D, H, J, E = cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         pd = cfg.param_dtype
         zeros = jax.nn.initializers.zeros
         self.dtype: Any = cfg.dtype
-        self.q = make_param(rngs, (D, N, H), ("embed", "q_heads", "head_dim"), pd)
-        self.k = make_param(rngs, (D, K, H), ("embed", "kv_heads", "head_dim"), pd)
-        self.v = make_param(rngs, (D, K, H), ("embed", "kv_heads", "head_dim"), pd)
-        self.o = make_param(rngs, (N, H, D), ("q_heads", "head_dim", "embed"), pd)
+        self.q = make_param(rngs, (D, H, E), ("embed", "q_heads", "head_dim"), pd)
+        self.k = make_param(rngs, (D, J, E), ("embed", "kv_heads", "head_dim"), pd)
+        self.v = make_param(rngs, (D, J, E), ("embed", "kv_heads", "head_dim"), pd)
+        self.o = make_param(rngs, (H, E, D), ("q_heads", "head_dim", "embed"), pd)
         qkv_bias = cfg.qkv_bias
-        self.q_bias = make_param(rngs, (N, H), ("q_heads", "head_dim"), pd, zeros) if qkv_bias else None
-        self.k_bias = make_param(rngs, (K, H), ("kv_heads", "head_dim"), pd, zeros) if qkv_bias else None
-        self.v_bias = make_param(rngs, (K, H), ("kv_heads", "head_dim"), pd, zeros) if qkv_bias else None
+        self.q_bias = make_param(rngs, (H, E), ("q_heads", "head_dim"), pd, zeros) if qkv_bias else None
+        self.k_bias = make_param(rngs, (J, E), ("kv_heads", "head_dim"), pd, zeros) if qkv_bias else None
+        self.v_bias = make_param(rngs, (J, E), ("kv_heads", "head_dim"), pd, zeros) if qkv_bias else None
         self.o_bias = make_param(rngs, (D,), ("embed",), pd, zeros) if cfg.o_bias else None
-        self.q_norm = RMSNorm(H, cfg.rms_norm_eps, param_dtype=pd, rngs=rngs) if cfg.qk_norm else None
-        self.k_norm = RMSNorm(H, cfg.rms_norm_eps, param_dtype=pd, rngs=rngs) if cfg.qk_norm else None
+        self.q_norm = RMSNorm(E, cfg.rms_norm_eps, param_dtype=pd, rngs=rngs) if cfg.qk_norm else None
+        self.k_norm = RMSNorm(E, cfg.rms_norm_eps, param_dtype=pd, rngs=rngs) if cfg.qk_norm else None
 
     def project_qkv(
         self, x_BLD: jax.Array, positions_BL: jax.Array, inv_freq: np.ndarray
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """Queries [B, L, N, H] and keys/values [B, L, K, H], rotated by their positions."""
+        """Queries [B, L, H, E] and keys/values [B, L, J, E], rotated by their positions."""
         x_BLD = x_BLD.astype(self.dtype)
-        q_BLNH = self._heads(x_BLD, self.q, self.q_bias)
-        k_BLKH = self._heads(x_BLD, self.k, self.k_bias)
-        v_BLKH = self._heads(x_BLD, self.v, self.v_bias)
+        q_BLHE = self._heads(x_BLD, self.q, self.q_bias)
+        k_BLJE = self._heads(x_BLD, self.k, self.k_bias)
+        v_BLJE = self._heads(x_BLD, self.v, self.v_bias)
         if self.q_norm is not None:
-            q_BLNH, k_BLKH = self.q_norm(q_BLNH), self.k_norm(k_BLKH)
-        return apply_rope(q_BLNH, positions_BL, inv_freq), apply_rope(k_BLKH, positions_BL, inv_freq), v_BLKH
+            q_BLHE, k_BLJE = self.q_norm(q_BLHE), self.k_norm(k_BLJE)
+        return apply_rope(q_BLHE, positions_BL, inv_freq), apply_rope(k_BLJE, positions_BL, inv_freq), v_BLJE
 
-    def attend(self, q_BLNH: jax.Array, k_BSKH: jax.Array, v_BSKH: jax.Array, mask_B1LS: jax.Array) -> jax.Array:
+    def attend(self, q_BLHE: jax.Array, k_BSJE: jax.Array, v_BSJE: jax.Array, mask_B1LS: jax.Array) -> jax.Array:
         """Attention of L queries over S keys under `mask_B1LS`, projected back to the model width [B, L, D]."""
-        if q_BLNH.shape[1] == 1:
-            out_BLNH = _single_query_attention(q_BLNH, k_BSKH, v_BSKH, mask_B1LS)
+        if q_BLHE.shape[1] == 1:
+            out_BLHE = _single_query_attention(q_BLHE, k_BSJE, v_BSJE, mask_B1LS)
         else:
-            out_BLNH = jax.nn.dot_product_attention(q_BLNH, k_BSKH, v_BSKH, mask=mask_B1LS)
-        out_BLD = project(out_BLNH, self.o[...].astype(self.dtype), contract=2)
+            out_BLHE = jax.nn.dot_product_attention(q_BLHE, k_BSJE, v_BSJE, mask=mask_B1LS)
+        out_BLD = project(out_BLHE, self.o[...].astype(self.dtype), contract=2)
         return out_BLD if self.o_bias is None else out_BLD + self.o_bias[...].astype(self.dtype)
 
     def __call__(
         self, x_BLD: jax.Array, positions_BL: jax.Array, mask_B1LL: jax.Array, inv_freq: np.ndarray
     ) -> jax.Array:
-        q_BLNH, k_BLKH, v_BLKH = self.project_qkv(x_BLD, positions_BL, inv_freq)
-        return self.attend(q_BLNH, k_BLKH, v_BLKH, mask_B1LL)
+        q_BLHE, k_BLJE, v_BLJE = self.project_qkv(x_BLD, positions_BL, inv_freq)
+        return self.attend(q_BLHE, k_BLJE, v_BLJE, mask_B1LL)
 
     def _heads(self, x_BLD: jax.Array, kernel: nnx.Param, bias: nnx.Param | None) -> jax.Array:
-        y_BLXH = project(x_BLD, kernel[...].astype(self.dtype), contract=1)
-        return y_BLXH if bias is None else y_BLXH + bias[...].astype(self.dtype)
+        y_BLXE = project(x_BLD, kernel[...].astype(self.dtype), contract=1)
+        return y_BLXE if bias is None else y_BLXE + bias[...].astype(self.dtype)
 
 
-def _single_query_attention(q_B1NH, k_BSKH, v_BSKH, mask_B11S) -> jax.Array:
+def _single_query_attention(q_B1HE, k_BSJE, v_BSJE, mask_B11S) -> jax.Array:
     """Attention of one query per row (a decode step) as fused multiply-reduces over the cached keys/values.
 
     A decode step is memory-bound: it must stream the whole cache once. Written as a batch of [1, S] matmuls,
     XLA:CPU runs many tiny GEMMs and took a third longer per step on a 25M model; as elementwise products
     reduced over head_dim and then over S, each is one pass over the cache. Scores and softmax are float32.
     """
-    B, _, N, H = q_B1NH.shape
-    K = k_BSKH.shape[2]
-    q_BKGH = q_B1NH.reshape(B, K, N // K, H).astype(jnp.float32) * (H**-0.5)
-    scores_BSKG = jnp.sum(q_BKGH[:, None] * k_BSKH[:, :, :, None, :].astype(jnp.float32), axis=-1)
-    scores_BSKG = jnp.where(mask_B11S[:, 0, 0, :, None, None], scores_BSKG, jnp.finfo(jnp.float32).min)
-    probs_BSKG = jax.nn.softmax(scores_BSKG, axis=1)
-    out_BKGH = jnp.sum(probs_BSKG[..., None] * v_BSKH[:, :, :, None, :].astype(jnp.float32), axis=1)
-    return out_BKGH.reshape(B, 1, N, H).astype(q_B1NH.dtype)
+    B, _, H, E = q_B1HE.shape
+    J = k_BSJE.shape[2]
+    q_BJQE = q_B1HE.reshape(B, J, H // J, E).astype(jnp.float32) * (E**-0.5)
+    scores_BSJQ = jnp.sum(q_BJQE[:, None] * k_BSJE[:, :, :, None, :].astype(jnp.float32), axis=-1)
+    scores_BSJQ = jnp.where(mask_B11S[:, 0, 0, :, None, None], scores_BSJQ, jnp.finfo(jnp.float32).min)
+    probs_BSJQ = jax.nn.softmax(scores_BSJQ, axis=1)
+    out_BJQE = jnp.sum(probs_BSJQ[..., None] * v_BSJE[:, :, :, None, :].astype(jnp.float32), axis=1)
+    return out_BJQE.reshape(B, 1, H, E).astype(q_B1HE.dtype)

@@ -19,10 +19,10 @@ import jax.numpy as jnp
 # `attention_bias` from the checkpoint overrides the Llama/Qwen3 default (both read it; Mistral has no biases,
 # Qwen2 always has q/k/v biases and no output bias).
 _ARCHITECTURES = {
-    "LlamaForCausalLM": dict(qkv_bias_field="attention_bias", o_bias_field="attention_bias", qk_norm=False),
-    "MistralForCausalLM": dict(qkv_bias_field=None, o_bias_field=None, qk_norm=False),
-    "Qwen2ForCausalLM": dict(qkv_bias_field=True, o_bias_field=None, qk_norm=False),
-    "Qwen3ForCausalLM": dict(qkv_bias_field="attention_bias", o_bias_field="attention_bias", qk_norm=True),
+    "LlamaForCausalLM": {"qkv_bias_field": "attention_bias", "o_bias_field": "attention_bias", "qk_norm": False},
+    "MistralForCausalLM": {"qkv_bias_field": None, "o_bias_field": None, "qk_norm": False},
+    "Qwen2ForCausalLM": {"qkv_bias_field": True, "o_bias_field": None, "qk_norm": False},
+    "Qwen3ForCausalLM": {"qkv_bias_field": "attention_bias", "o_bias_field": "attention_bias", "qk_norm": True},
 }
 SUPPORTED_ARCHITECTURES = tuple(_ARCHITECTURES)
 # A reward model is the same decoder under a one-output `score` head: transformers' `*ForSequenceClassification`.
@@ -34,7 +34,7 @@ _ROPE_TYPES = ("default", "linear", "llama3")
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 
-class ConfigError(ValueError):
+class ModelConfigError(ValueError):
     """A checkpoint's config.json asks for something this model cannot honour."""
 
 
@@ -84,7 +84,7 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.num_heads % self.num_kv_heads:
-            raise ConfigError(
+            raise ModelConfigError(
                 f"num_attention_heads ({self.num_heads}) must be a multiple of num_key_value_heads "
                 f"({self.num_kv_heads})"
             )
@@ -98,13 +98,13 @@ def dtype_from_name(name: Any, field: str = "dtype") -> Any:
     if not isinstance(name, str):
         return jnp.dtype(name).type
     if name not in _DTYPES:
-        raise ConfigError(f"{field}={name!r} is not supported; expected one of {sorted(_DTYPES)}")
+        raise ModelConfigError(f"{field}={name!r} is not supported; expected one of {sorted(_DTYPES)}")
     return _DTYPES[name]
 
 
 def _require(d: dict, field: str, source: str):
     if field not in d or d[field] is None:
-        raise ConfigError(f"{source}: required field {field!r} is missing")
+        raise ModelConfigError(f"{source}: required field {field!r} is missing")
     return d[field]
 
 
@@ -117,11 +117,12 @@ def _rope_from_hf(d: dict, source: str) -> RopeConfig:
         params.setdefault("rope_theta", d.get("rope_theta", 10000.0))
     rope_type = params.get("rope_type", params.get("type", "default"))
     if rope_type not in _ROPE_TYPES:
-        raise ConfigError(
+        raise ModelConfigError(
             f"{source}: {field}.rope_type={rope_type!r} is not supported; expected one of {list(_ROPE_TYPES)}"
         )
     if params.get("partial_rotary_factor", 1.0) != 1.0:
-        raise ConfigError(f"{source}: {field}.partial_rotary_factor={params['partial_rotary_factor']} is not supported")
+        factor = params["partial_rotary_factor"]
+        raise ModelConfigError(f"{source}: {field}.partial_rotary_factor={factor} is not supported")
     rope = RopeConfig(theta=float(params["rope_theta"]), rope_type=rope_type)
     if rope_type == "linear":
         rope = dataclasses.replace(rope, factor=float(_require(params, "factor", f"{source}: {field}")))
@@ -150,7 +151,7 @@ def _sliding_window_from_hf(d: dict, arch: str) -> int | None:
     if d.get("layer_types") is not None:
         kinds = set(d["layer_types"])
         if kinds == {"sliding_attention", "full_attention"}:
-            raise ConfigError(
+            raise ModelConfigError(
                 "layer_types mixes 'sliding_attention' and 'full_attention' layers; alignjax applies one attention "
                 "kind to every layer (set use_sliding_window=false, or make all layers one kind)"
             )
@@ -178,13 +179,13 @@ def config_from_hf(d: dict, source: str = "config.json", dtype: Any = None, para
       param_dtype: parameter dtype; defaults to float32.
 
     Raises:
-      ConfigError: naming the field, for an unknown architecture or a value the model cannot honour.
+      ModelConfigError: naming the field, for an unknown architecture or a value the model cannot honour.
     """
     architectures = d.get("architectures") or []
     known = [a for a in architectures if a in _ARCHITECTURES]
     if not known:
         hint = " (a reward model: load it with reward_model_from_pretrained)" if _classifiers(d) else ""
-        raise ConfigError(
+        raise ModelConfigError(
             f"{source}: architectures={architectures!r} is not supported; expected one of "
             f"{list(_ARCHITECTURES)}{hint}"
         )
@@ -192,9 +193,9 @@ def config_from_hf(d: dict, source: str = "config.json", dtype: Any = None, para
     spec = _ARCHITECTURES[arch]
     act = d.get("hidden_act", "silu")
     if act != "silu":
-        raise ConfigError(f"{source}: hidden_act={act!r} is not supported; expected 'silu'")
+        raise ModelConfigError(f"{source}: hidden_act={act!r} is not supported; expected 'silu'")
     if d.get("mlp_bias") and arch != "LlamaForCausalLM":
-        raise ConfigError(f"{source}: mlp_bias=True is only defined for LlamaForCausalLM")
+        raise ModelConfigError(f"{source}: mlp_bias=True is only defined for LlamaForCausalLM")
     num_heads = int(_require(d, "num_attention_heads", source))
     hidden = int(_require(d, "hidden_size", source))
     return ModelConfig(
@@ -287,13 +288,13 @@ def reward_config_from_hf(
     RewardModel's. transformers serialises the number of outputs as `id2label` (and defaults to 2 without it).
 
     Raises:
-      ConfigError: for an unsupported architecture, or a `num_labels` other than 1, naming the field.
+      ModelConfigError: for an unsupported architecture, or a `num_labels` other than 1, naming the field.
     """
     classifiers = _classifiers(d)
     supported = [sequence_classifier_name(a) for a in _ARCHITECTURES]
     known = [a for a in classifiers if a in supported]
     if not known:
-        raise ConfigError(
+        raise ModelConfigError(
             f"{source}: architectures={d.get('architectures')!r} is not a supported reward model; expected one of "
             f"{supported}"
         )
@@ -302,7 +303,7 @@ def reward_config_from_hf(
     else:
         num_labels, field = int(d.get("num_labels", 2)), "num_labels"
     if num_labels != 1:
-        raise ConfigError(
+        raise ModelConfigError(
             f"{source}: {field}={num_labels}; a reward model has one scalar output, expected num_labels=1"
         )
     causal = known[0].removesuffix(_CLASSIFIER) + _CAUSAL

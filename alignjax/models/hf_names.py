@@ -34,30 +34,30 @@ class HFTensor:
 def hf_tensors(cfg: ModelConfig) -> dict[Path, HFTensor]:
     """Our parameter path -> the checkpoint tensor it is read from and written to, for this config."""
     D, F, V = cfg.hidden_size, cfg.intermediate_size, cfg.vocab_size
-    NH, KH, H = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, cfg.head_dim
+    HE, JE, E = cfg.num_heads * cfg.head_dim, cfg.num_kv_heads * cfg.head_dim, cfg.head_dim
     table = {("embed",): HFTensor("model.embed_tokens.weight", (V, D))}
     for i in range(cfg.num_layers):
         hf, ours = f"model.layers.{i}", ("layers", i)
         layer = {
             ("attn_norm", "scale"): HFTensor(f"{hf}.input_layernorm.weight", (D,)),
             ("mlp_norm", "scale"): HFTensor(f"{hf}.post_attention_layernorm.weight", (D,)),
-            ("attn", "q"): HFTensor(f"{hf}.self_attn.q_proj.weight", (NH, D), linear=True),
-            ("attn", "k"): HFTensor(f"{hf}.self_attn.k_proj.weight", (KH, D), linear=True),
-            ("attn", "v"): HFTensor(f"{hf}.self_attn.v_proj.weight", (KH, D), linear=True),
-            ("attn", "o"): HFTensor(f"{hf}.self_attn.o_proj.weight", (D, NH), linear=True),
+            ("attn", "q"): HFTensor(f"{hf}.self_attn.q_proj.weight", (HE, D), linear=True),
+            ("attn", "k"): HFTensor(f"{hf}.self_attn.k_proj.weight", (JE, D), linear=True),
+            ("attn", "v"): HFTensor(f"{hf}.self_attn.v_proj.weight", (JE, D), linear=True),
+            ("attn", "o"): HFTensor(f"{hf}.self_attn.o_proj.weight", (D, HE), linear=True),
             ("mlp", "gate"): HFTensor(f"{hf}.mlp.gate_proj.weight", (F, D), linear=True),
             ("mlp", "up"): HFTensor(f"{hf}.mlp.up_proj.weight", (F, D), linear=True),
             ("mlp", "down"): HFTensor(f"{hf}.mlp.down_proj.weight", (D, F), linear=True),
         }
         if cfg.qkv_bias:
-            layer[("attn", "q_bias")] = HFTensor(f"{hf}.self_attn.q_proj.bias", (NH,))
-            layer[("attn", "k_bias")] = HFTensor(f"{hf}.self_attn.k_proj.bias", (KH,))
-            layer[("attn", "v_bias")] = HFTensor(f"{hf}.self_attn.v_proj.bias", (KH,))
+            layer[("attn", "q_bias")] = HFTensor(f"{hf}.self_attn.q_proj.bias", (HE,))
+            layer[("attn", "k_bias")] = HFTensor(f"{hf}.self_attn.k_proj.bias", (JE,))
+            layer[("attn", "v_bias")] = HFTensor(f"{hf}.self_attn.v_proj.bias", (JE,))
         if cfg.o_bias:
             layer[("attn", "o_bias")] = HFTensor(f"{hf}.self_attn.o_proj.bias", (D,))
         if cfg.qk_norm:
-            layer[("attn", "q_norm", "scale")] = HFTensor(f"{hf}.self_attn.q_norm.weight", (H,))
-            layer[("attn", "k_norm", "scale")] = HFTensor(f"{hf}.self_attn.k_norm.weight", (H,))
+            layer[("attn", "q_norm", "scale")] = HFTensor(f"{hf}.self_attn.q_norm.weight", (E,))
+            layer[("attn", "k_norm", "scale")] = HFTensor(f"{hf}.self_attn.k_norm.weight", (E,))
         if cfg.mlp_bias:
             layer[("mlp", "gate_bias")] = HFTensor(f"{hf}.mlp.gate_proj.bias", (F,))
             layer[("mlp", "up_bias")] = HFTensor(f"{hf}.mlp.up_proj.bias", (F,))

@@ -5,7 +5,8 @@ Every parameter is an `nnx.Param` whose `logical_axes` metadata names each dimen
 """
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -67,8 +68,8 @@ def project(x: jax.Array, kernel: jax.Array, *, contract: int, preferred_element
     [B, L, *I] @ [*I, *O] -> [B, L, *O], with the batch and length dimensions merged into the matmul's rows and
     the contracted and output dimensions each merged into one. The same product as an einsum, but its gradient
     is also plain 2-D matmuls: written as an einsum over [B, L, ...], the weight gradient contracts two
-    dimensions (batch and length), for which XLA:CPU inserted transposes and copies of the activations; 2-D
-    projections made a 25M model's forward + backward ~16% faster there (benchmarks/RESULTS.md).
+    dimensions (batch and length), for which XLA:CPU inserted transposes and copies of the activations (the
+    measured gain is in benchmarks/RESULTS.md).
     """
     lead, inner = x.shape[: x.ndim - contract], x.shape[x.ndim - contract :]
     assert inner == kernel.shape[:contract], (x.shape, kernel.shape, contract)

@@ -49,9 +49,9 @@ class Llama2cHeader:
     Attributes:
         dim: model width D.
         hidden_dim: MLP width F.
-        n_layers: number of transformer blocks L.
+        n_layers: number of transformer blocks Z.
         n_heads: query heads H.
-        n_kv_heads: key/value heads K (grouped-query attention when K < H).
+        n_kv_heads: key/value heads J (grouped-query attention when J < H).
         vocab_size: vocabulary size V (always positive here).
         seq_len: maximum context length S.
         shared_classifier: whether the output projection reuses the token embedding (the file stores a
@@ -95,18 +95,18 @@ def _parse_header(raw: bytes, path: str) -> Llama2cHeader:
 def _tensor_shapes(header: Llama2cHeader) -> dict[str, tuple[int, ...]]:
     """Shapes of the float32 tensors in file order, PyTorch layout [out, in]."""
     h = header
-    D, F, L, V = h.dim, h.hidden_dim, h.n_layers, h.vocab_size
+    D, F, Z, V = h.dim, h.hidden_dim, h.n_layers, h.vocab_size
     shapes = {
         "token_embedding_table": (V, D),
-        "rms_att_weight": (L, D),
-        "wq": (L, D, D),
-        "wk": (L, h.kv_dim, D),
-        "wv": (L, h.kv_dim, D),
-        "wo": (L, D, D),
-        "rms_ffn_weight": (L, D),
-        "w1": (L, F, D),
-        "w2": (L, D, F),
-        "w3": (L, F, D),
+        "rms_att_weight": (Z, D),
+        "wq": (Z, D, D),
+        "wk": (Z, h.kv_dim, D),
+        "wv": (Z, h.kv_dim, D),
+        "wo": (Z, D, D),
+        "rms_ffn_weight": (Z, D),
+        "w1": (Z, F, D),
+        "w2": (Z, D, F),
+        "w3": (Z, F, D),
         "rms_final_weight": (D,),
         # Precomputed RoPE tables, seq_len * head_dim / 2 floats each; recomputed by every peer, skipped.
         "freq_cis_real": (h.seq_len * h.head_dim // 2,),
@@ -163,8 +163,8 @@ def interleaved_to_rotate_half(w_OI: np.ndarray, n_heads: int) -> np.ndarray:
         The permuted [n_heads * head_dim, in] array.
     """
     out_dim, in_dim = w_OI.shape
-    w_HJPI = w_OI.reshape(n_heads, out_dim // n_heads // 2, 2, in_dim)
-    return w_HJPI.transpose(0, 2, 1, 3).reshape(out_dim, in_dim)
+    w_XC2I = w_OI.reshape(n_heads, out_dim // n_heads // 2, 2, in_dim)
+    return w_XC2I.transpose(0, 2, 1, 3).reshape(out_dim, in_dim)
 
 
 def to_hf_state_dict(header: Llama2cHeader, weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -16,7 +16,8 @@ import json
 import os
 import shutil
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -25,8 +26,8 @@ from jax.experimental import multihost_utils
 
 from alignjax import sharding
 from alignjax.models.config import (
-    ConfigError,
     ModelConfig,
+    ModelConfigError,
     config_from_hf,
     config_to_hf,
     is_reward_config,
@@ -124,12 +125,12 @@ def _read_hf_config(path: str) -> tuple[dict, str]:
     """The parsed `path/config.json` and its path, for error messages."""
     config_path = os.path.join(path, CONFIG_FILE)
     if not os.path.isfile(config_path):
-        raise ConfigError(f"{path}: no {CONFIG_FILE} (is this a Hugging Face model directory?)")
+        raise ModelConfigError(f"{path}: no {CONFIG_FILE} (is this a Hugging Face model directory?)")
     try:
         with open(config_path) as f:
             return json.load(f), config_path
     except ValueError as e:
-        raise ConfigError(f"{config_path}: not valid JSON ({e})") from e
+        raise ModelConfigError(f"{config_path}: not valid JSON ({e})") from e
 
 
 def load_config(path: str, dtype: Any = None, param_dtype: Any = None) -> ModelConfig:
@@ -150,7 +151,7 @@ def from_pretrained(path: str, dtype: Any = None, param_dtype: Any = None, mesh=
         Without one, the model lives on the first local device.
 
     Raises:
-      ConfigError: for a missing or unsupported config.json, naming the field.
+      ModelConfigError: for a missing or unsupported config.json, naming the field.
       CheckpointError: for a missing, unexpected or misshapen tensor, naming it and its file.
     """
     cfg = load_config(path, dtype, param_dtype)
@@ -173,7 +174,7 @@ def reward_model_from_pretrained(
       seed: draws the new head of a causal LM's directory; unused otherwise.
 
     Raises:
-      ConfigError: for an unsupported architecture or num_labels other than 1, naming the field.
+      ModelConfigError: for an unsupported architecture or num_labels other than 1, naming the field.
       CheckpointError: for a missing, unexpected or misshapen tensor, naming it and its file.
     """
     hf_config, config_path = _read_hf_config(path)

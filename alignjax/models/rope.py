@@ -36,18 +36,18 @@ def inverse_frequencies(rope: RopeConfig, head_dim: int) -> np.ndarray:
     return inv_freq
 
 
-def apply_rope(x_BLNH: jnp.ndarray, positions_BL: jnp.ndarray, inv_freq_K: np.ndarray) -> jnp.ndarray:
+def apply_rope(x_BLXE: jnp.ndarray, positions_BL: jnp.ndarray, inv_freq_C: np.ndarray) -> jnp.ndarray:
     """Rotates queries or keys by their positions; the rotation is computed in float32.
 
     Args:
-      x_BLNH: queries or keys, [batch, length, heads, head_dim].
+      x_BLXE: queries or keys, [batch, length, heads, head_dim].
       positions_BL: integer position of each token.
-      inv_freq_K: from `inverse_frequencies`, K = head_dim // 2.
+      inv_freq_C: from `inverse_frequencies`, C = head_dim // 2.
     """
-    angles_BLK = positions_BL[..., None].astype(jnp.float32) * jnp.asarray(inv_freq_K)
-    angles_BLH = jnp.concatenate([angles_BLK, angles_BLK], axis=-1)[:, :, None, :]
-    cos, sin = jnp.cos(angles_BLH), jnp.sin(angles_BLH)
-    x = x_BLNH.astype(jnp.float32)
+    angles_BLC = positions_BL[..., None].astype(jnp.float32) * jnp.asarray(inv_freq_C)
+    angles_BL1E = jnp.concatenate([angles_BLC, angles_BLC], axis=-1)[:, :, None, :]
+    cos, sin = jnp.cos(angles_BL1E), jnp.sin(angles_BL1E)
+    x = x_BLXE.astype(jnp.float32)
     half = x.shape[-1] // 2
     rotated_half = jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1)
-    return (x * cos + rotated_half * sin).astype(x_BLNH.dtype)
+    return (x * cos + rotated_half * sin).astype(x_BLXE.dtype)

@@ -55,12 +55,12 @@ def shared_prompt_hidden_states(
 
     def layer(block: Block, x_GPD, x_NTD):
         attn = block.attn
-        q_GPNH, k_GPKH, v_GPKH = attn.project_qkv(block.attn_norm(x_GPD), positions_GP, inv_freq)
-        q_NTNH, k_NTKH, v_NTKH = attn.project_qkv(block.attn_norm(x_NTD), positions_NT, inv_freq)
-        x_GPD = x_GPD + attn.attend(q_GPNH, k_GPKH, v_GPKH, prompt_mask_G1PP)
-        k_NSKH = jnp.concatenate([jnp.repeat(k_GPKH, k, axis=0), k_NTKH], axis=1)
-        v_NSKH = jnp.concatenate([jnp.repeat(v_GPKH, k, axis=0), v_NTKH], axis=1)
-        x_NTD = x_NTD + attn.attend(q_NTNH, k_NSKH, v_NSKH, answer_mask_N1TS)
+        q_GPHE, k_GPJE, v_GPJE = attn.project_qkv(block.attn_norm(x_GPD), positions_GP, inv_freq)
+        q_NTHE, k_NTJE, v_NTJE = attn.project_qkv(block.attn_norm(x_NTD), positions_NT, inv_freq)
+        x_GPD = x_GPD + attn.attend(q_GPHE, k_GPJE, v_GPJE, prompt_mask_G1PP)
+        k_NSJE = jnp.concatenate([jnp.repeat(k_GPJE, k, axis=0), k_NTJE], axis=1)
+        v_NSJE = jnp.concatenate([jnp.repeat(v_GPJE, k, axis=0), v_NTJE], axis=1)
+        x_NTD = x_NTD + attn.attend(q_NTHE, k_NSJE, v_NSJE, answer_mask_N1TS)
         return x_GPD + block.mlp(block.mlp_norm(x_GPD)), x_NTD + block.mlp(block.mlp_norm(x_NTD))
 
     x_GPD, x_NTD = model.embed_tokens(prompt_of(rows["tokens"])), model.embed_tokens(rows["tokens"][:, P:])

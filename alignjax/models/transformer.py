@@ -5,7 +5,7 @@ Inputs are token ids, positions and segment ids rather than an attention-mask te
 already a valid value for them.
 """
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -8,7 +8,7 @@ batch, the prompt bucket and `max_new_tokens`), so repeated calls with the same 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -83,30 +83,35 @@ def decode(
         h_N1D, cache = forward_with_cache(
             model, tokens_N[:, None], carry["positions_N"][:, None], emitted_N[:, None], carry["cache"], P + t
         )
-        column = lambda out_NT, value_N: jax.lax.dynamic_update_slice(out_NT, value_N[:, None], (0, t))  # noqa: E731
-        return dict(
-            t=t + 1,
-            logits_NV=model.logits(h_N1D)[:, 0],
-            done_N=done_N | jnp.any(tokens_N[:, None] == stop_tokens_NM, axis=-1),
-            positions_N=carry["positions_N"] + 1,
-            cache=cache,
-            tokens_NT=column(carry["tokens_NT"], tokens_N),
-            logprobs_NT=column(carry["logprobs_NT"], jnp.where(emitted_N, logprobs_N, 0.0)),
-            sampling_logprobs_NT=column(carry["sampling_logprobs_NT"], jnp.where(emitted_N, sampling_logprobs_N, 0.0)),
-            lengths_N=carry["lengths_N"] + emitted_N,
-        )
 
-    start = dict(
-        t=jnp.int32(0),
-        logits_NV=logits_NV,
-        done_N=~jnp.repeat(row_live_B, num_samples),
-        positions_N=jnp.repeat(positions_BP[:, -1] + 1, num_samples),
-        cache=cache,
-        tokens_NT=jnp.full((N, T), pad_id, jnp.int32),
-        logprobs_NT=jnp.zeros((N, T), jnp.float32),
-        sampling_logprobs_NT=jnp.zeros((N, T), jnp.float32),
-        lengths_N=jnp.zeros((N,), jnp.int32),
-    )
+        def column(out_NT, value_N):
+            return jax.lax.dynamic_update_slice(out_NT, value_N[:, None], (0, t))
+
+        return {
+            "t": t + 1,
+            "logits_NV": model.logits(h_N1D)[:, 0],
+            "done_N": done_N | jnp.any(tokens_N[:, None] == stop_tokens_NM, axis=-1),
+            "positions_N": carry["positions_N"] + 1,
+            "cache": cache,
+            "tokens_NT": column(carry["tokens_NT"], tokens_N),
+            "logprobs_NT": column(carry["logprobs_NT"], jnp.where(emitted_N, logprobs_N, 0.0)),
+            "sampling_logprobs_NT": column(
+                carry["sampling_logprobs_NT"], jnp.where(emitted_N, sampling_logprobs_N, 0.0)
+            ),
+            "lengths_N": carry["lengths_N"] + emitted_N,
+        }
+
+    start = {
+        "t": jnp.int32(0),
+        "logits_NV": logits_NV,
+        "done_N": ~jnp.repeat(row_live_B, num_samples),
+        "positions_N": jnp.repeat(positions_BP[:, -1] + 1, num_samples),
+        "cache": cache,
+        "tokens_NT": jnp.full((N, T), pad_id, jnp.int32),
+        "logprobs_NT": jnp.zeros((N, T), jnp.float32),
+        "sampling_logprobs_NT": jnp.zeros((N, T), jnp.float32),
+        "lengths_N": jnp.zeros((N,), jnp.int32),
+    }
     end = jax.lax.while_loop(still_going, step, start)
     stopped_N = end["done_N"] & jnp.repeat(row_live_B, num_samples)  # live rows are done only by a stop token
     keep = ("tokens_NT", "logprobs_NT", "sampling_logprobs_NT", "lengths_N")

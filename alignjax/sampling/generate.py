@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import jax
 import numpy as np
@@ -22,6 +22,7 @@ from alignjax.sampling.decode import StreamFn, decode
 from alignjax.sampling.strategies import SamplingConfig
 
 GREEDY = SamplingConfig(temperature=0.0)
+_SAMPLE = SamplingConfig()  # the default: temperature 1, no filters
 
 
 @dataclasses.dataclass
@@ -57,7 +58,7 @@ def generate(
     rng: jax.Array | int = 0,
     *,
     max_new_tokens: int = 128,
-    config: SamplingConfig = SamplingConfig(),
+    config: SamplingConfig = _SAMPLE,
     num_samples: int = 1,
     tokenizer=None,
     stop_tokens: Sequence[int] | Sequence[Sequence[int]] | None = None,

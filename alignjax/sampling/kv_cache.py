@@ -1,7 +1,7 @@
 """The key/value cache and the model's forward pass over it.
 
 The cache holds, for every layer, the rotated keys and the values of every token seen so far in fixed slots
-[B, S, K, H], with `S` = prompt bucket + new tokens, plus which slots hold a real token. A forward pass of T new
+[B, S, J, E], with `S` = prompt bucket + new tokens, plus which slots hold a real token. A forward pass of T new
 tokens writes their keys/values at slots `start .. start+T-1` and attends over the cache, using the model's own
 `project_qkv` / `attend` / MLP so that cached and uncached forwards cannot drift apart. The cache is sharded
 like the activations: the batch over the data-parallel axes, the key/value heads over `tensor`.
@@ -23,7 +23,7 @@ CACHE_AXES = ("batch", "length", "kv_heads", "head_dim")
 
 @struct.dataclass
 class KVCache:
-    """Per-layer keys and values [B, S, K, H] and `filled_BS`: True where a slot holds a real token."""
+    """Per-layer keys and values [B, S, J, E] and `filled_BS`: True where a slot holds a real token."""
 
     keys: list[jax.Array]
     values: list[jax.Array]
@@ -53,7 +53,10 @@ def constrain(cache: KVCache, mesh) -> KVCache:
         return cache
     kv_sharding = sharding.logical_sharding(CACHE_AXES, cache.keys[0].shape, mesh)
     filled_sharding = sharding.logical_sharding(CACHE_AXES[:2], cache.filled_BS.shape, mesh)
-    pin = lambda x, s: jax.lax.with_sharding_constraint(x, s)  # noqa: E731
+
+    def pin(x, s):
+        return jax.lax.with_sharding_constraint(x, s)
+
     return KVCache(
         keys=[pin(k, kv_sharding) for k in cache.keys],
         values=[pin(v, kv_sharding) for v in cache.values],
@@ -95,11 +98,11 @@ def forward_with_cache(
     x_BTD = model.embed_tokens(tokens_BT)
     keys, values = [], []
     for block, cached_k, cached_v in zip(model.layers, cache.keys, cache.values):
-        q_BTNH, k_BTKH, v_BTKH = block.attn.project_qkv(block.attn_norm(x_BTD), positions_BT, inv_freq)
-        cached_k = jax.lax.dynamic_update_slice(cached_k, k_BTKH.astype(cached_k.dtype), (0, start, 0, 0))
-        cached_v = jax.lax.dynamic_update_slice(cached_v, v_BTKH.astype(cached_v.dtype), (0, start, 0, 0))
+        q_BTHE, k_BTJE, v_BTJE = block.attn.project_qkv(block.attn_norm(x_BTD), positions_BT, inv_freq)
+        cached_k = jax.lax.dynamic_update_slice(cached_k, k_BTJE.astype(cached_k.dtype), (0, start, 0, 0))
+        cached_v = jax.lax.dynamic_update_slice(cached_v, v_BTJE.astype(cached_v.dtype), (0, start, 0, 0))
         keys.append(cached_k)
         values.append(cached_v)
-        x_BTD = x_BTD + block.attn.attend(q_BTNH, cached_k[:, :visible], cached_v[:, :visible], mask_B1TS)
+        x_BTD = x_BTD + block.attn.attend(q_BTHE, cached_k[:, :visible], cached_v[:, :visible], mask_B1TS)
         x_BTD = x_BTD + block.mlp(block.mlp_norm(x_BTD))
     return model.final_norm(x_BTD), KVCache(keys=keys, values=values, filled_BS=filled_BS)
