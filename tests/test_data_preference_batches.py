@@ -6,9 +6,9 @@ import json
 import numpy as np
 import pytest
 
+from alignjax.config_errors import ConfigError
 from alignjax.data import (
     BatchIterator,
-    DataError,
     PreferenceTokens,
     build_data,
     conditional_prompt,
@@ -163,5 +163,5 @@ def test_preference_eval_batches_go_over_the_training_examples_in_order(tmp_path
 
 def test_preference_formats_refuse_packing(tmp_path, tokenizer):
     path = write_jsonl(tmp_path / "pairs.jsonl", PAIRS)
-    with pytest.raises(DataError, match=r"data.pack=True with data.format='pairs': .* never packed"):
+    with pytest.raises(ConfigError, match=r"data.pack=True with data.format='pairs': .* never packed"):
         build_data(_config(path, format="pairs", pack=True), tokenizer)

@@ -6,7 +6,9 @@ import time
 import numpy as np
 import pytest
 
+from alignjax import losses
 from alignjax.data import (
+    FORMATS,
     DataError,
     PreferenceExample,
     binarize,
@@ -107,6 +109,11 @@ def test_to_format_is_seeded_per_row_and_deterministic():
     assert to_format(rows[5:6], "pairs", "best_vs_random", seed=3) == [first[5]]
     assert len(to_format(rows, "pairs", "all_pairs", seed=3)) == 30 * 6
     assert to_format(rows, "ranked", "best_vs_random", seed=3) == rows
+
+
+def test_every_registered_loss_trains_on_a_data_format():
+    # The data package owns the format table; the losses layer names formats without importing it.
+    assert {losses.objective(name).format for name in losses.names()} <= set(FORMATS)
 
 
 def test_pairs_become_unpaired_examples_and_unpaired_rows_cannot_become_pairs():

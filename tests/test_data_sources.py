@@ -6,6 +6,7 @@ import ml_collections
 import pandas as pd
 import pytest
 
+from alignjax.config_errors import ConfigError
 from alignjax.data import DataError, build_sft_data, sft_data_config
 
 GOOD = [{"prompt": f"upper: {w}", "completion": w.upper()} for w in ("abc", "de", "fgh", "ijkl", "mn", "opq")]
@@ -183,12 +184,12 @@ def test_unreadable_json_file_names_the_file(tmp_path, tokenizer):
 )
 def test_config_values_are_validated(field, value, message):
     cfg = ml_collections.ConfigDict({**sft_data_config().to_dict(), field: value})
-    with pytest.raises(DataError, match=message):
+    with pytest.raises(ConfigError, match=message):
         build_sft_data(cfg)
 
 
 def test_config_needs_every_field():
     cfg = sft_data_config()
     del cfg["seed"]
-    with pytest.raises(DataError, match=r"data.seed is missing; expected an integer >= 0"):
+    with pytest.raises(ConfigError, match=r"data.seed is missing; expected an integer >= 0"):
         build_sft_data(cfg)

@@ -1,10 +1,19 @@
 """Chat-template tokenisation: the loss mask covers exactly the assistant's tokens; truncation is counted."""
 
 
+import types
+
 import numpy as np
 import pytest
 
-from alignjax.data import DataError, build_sft_data, encode_chat, load_builtin_tokenizer, sft_data_config
+from alignjax.data import (
+    DataError,
+    build_sft_data,
+    encode_chat,
+    load_builtin_tokenizer,
+    pad_token_id,
+    sft_data_config,
+)
 
 from conftest import write_jsonl
 
@@ -60,6 +69,12 @@ def test_truncation_keeps_the_prompt_start_and_drops_examples_without_response(t
     assert report.truncated == 1 and report.skipped == {"response_truncated": 1} and report.train_examples == 2
     cut = [e for e in train_iter.examples if len(e) == 10]
     assert len(cut) == 1 and tokenizer.decode(cut[0].tokens_L) == "<|bos|><|user|>a<|assistant|>bcdefg"
+
+
+def test_padding_takes_the_pad_token_else_eos_else_zero(tokenizer):
+    assert pad_token_id(tokenizer) == tokenizer.pad_token_id == 0
+    assert pad_token_id(types.SimpleNamespace(pad_token_id=None, eos_token_id=7)) == 7
+    assert pad_token_id(types.SimpleNamespace(pad_token_id=None, eos_token_id=None)) == 0
 
 
 def test_tokenizer_without_chat_template_is_an_error(tmp_path, tokenizer):

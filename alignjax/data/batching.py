@@ -7,27 +7,26 @@ dropped and every epoch holds every example exactly once. The stream's whole sta
 epoch): `state()` returns it and `restore()` jumps back to it by recomputing that epoch's rows from the seed,
 so a resumed run sees exactly the batches an uninterrupted one would have.
 
-What a row holds and how it becomes arrays is the layout's business: by default `packing.layout_rows`, whose
-arrays are all [batch_size, seq_len], over SFT examples; preference data pass `preference_batching`'s layout,
-[batch_size, K, seq_len], over preference examples (never packed). Eval batches add `example_index`.
+What a row holds and how it becomes arrays is the layout's business (`packing`): by default `layout_rows`, whose
+arrays are all [B, L] (B = batch_size, L = seq_len), over SFT examples; preference data pass a
+`preference_layout`, [B, K, L], over preference examples (never packed). Eval batches are the same layouts over a
+split's examples in order, with `example_index`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from alignjax.data.errors import DataError
-from alignjax.data.packing import first_fit, layout_rows
+from alignjax.data.packing import Layout, first_fit, layout_rows, preference_layout
+from alignjax.data.tokenization import PreferenceTokens
 
 _STATE_KEYS = ("epoch", "position", "seed", "fingerprint")
-
-# layout(rows, examples, seq_len, pad_id) -> batch arrays; rows are lists of indices into examples, [] for filler.
-Layout = Callable[[Sequence[Sequence[int]], Sequence[Any], int, int], dict[str, np.ndarray]]
 
 
 def _fingerprint(examples: Sequence[Any], seq_len: int, pack: bool) -> str:
@@ -64,7 +63,7 @@ class BatchIterator:
         pack: whether rows hold several examples (first-fit by `len(example)`).
         seed: the seed of the per-epoch shuffles.
         pad_id: token id written on padding.
-        layout: turns a batch's rows into its arrays; `packing.layout_rows` (SFT) unless given. It must be decided
+        layout: turns a batch's rows into its arrays (`packing`); `layout_rows` (SFT) unless given. It must be decided
             by the examples, which the state's fingerprint covers.
         length_bucket: 0 gives every batch `seq_len` columns; b > 0 cuts each batch to its longest row rounded up
             to a multiple of b (`trim_to_bucket`).
@@ -201,3 +200,20 @@ def eval_batches(
         batch["example_index"] = np.array(indices + [-1] * filler, dtype=np.int32)
         batches.append(trim_to_bucket(batch, length_bucket))
     return batches
+
+
+def preference_eval_batches(
+    examples: Sequence[PreferenceTokens], *, seq_len: int, batch_size: int, pad_id: int = 0, k: int | None = None
+) -> list[dict[str, np.ndarray]]:
+    """Fixed-shape batches over `examples` in order, the last one filled with filler rows (`eval_batches`).
+
+    Args:
+        examples: tokenised examples, e.g. a `BatchIterator`'s, to go over once in order.
+        seq_len: L.
+        batch_size: B.
+        pad_id: the token id of padding.
+        k: K; None takes it from `examples` (see `preference_layout`). Pass the training batches' K (or use
+            `eval_batches(..., layout=train_iter.layout)`) when other examples' lists may be longer.
+    """
+    layout = preference_layout(examples, k)
+    return eval_batches(examples, seq_len=seq_len, batch_size=batch_size, pad_id=pad_id, layout=layout)

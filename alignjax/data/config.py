@@ -1,10 +1,10 @@
 """The `data` section of an experiment config: its fields, their defaults and their validation.
 
-One section serves every example format (`format`): SFT, the preference formats of `alignjax.losses.FORMATS`
+One section serves every example format (`format`, one of `formats.FORMATS`): SFT, the preference formats
 (pairs, ranked lists, unpaired), and conditional-token SFT. Experiments build it with `sft_data_config(...)` so
 every field exists (a locked ConfigDict then turns a mistyped override into an error); `validate_data_config`
-checks the values before any file is opened, naming the field and what it accepts, and the combinations of
-fields that cannot work together.
+checks the values before any file is opened and raises `ConfigError` naming the field and what it accepts, or the
+combination of fields that cannot work together.
 """
 
 from __future__ import annotations
@@ -13,31 +13,30 @@ import numbers
 
 import ml_collections
 
-from alignjax.data.errors import DataError
-from alignjax.data.preference_formats import BINARIZE
-from alignjax.losses import FORMATS
+from alignjax.config_errors import require
+from alignjax.data.formats import BINARIZE, FORMATS
 
 SOURCES = ("builtin", "json", "parquet", "hf")
 ON_BAD_ROW = ("error", "skip")
 UNPACKED_FORMATS = ("pairs", "ranked", "unpaired")  # batches of K responses per prompt are never packed
 
-_DEFAULTS = dict(
-    source="builtin",  # one of SOURCES
-    path="toy_instructions",  # builtin name, file / directory / glob, or hub dataset id (or local dataset dir)
-    split="train",  # split to train on (hub and builtin datasets; local files have one split)
-    eval_fraction=0.1,  # share of rows held out for eval, chosen by seed; builtins use their own held-out split
-    seq_len=64,  # tokens per row; longer examples are truncated
-    length_bucket=0,  # 0: batches of seq_len columns; b > 0: each batch cut to its longest row, rounded up to b
-    batch_size=32,  # rows per global batch
-    pack=False,  # pack several examples per row (segment ids keep them apart)
-    seed=0,  # held-out choice and per-epoch shuffling
-    on_bad_row="error",  # "error": the first bad row raises; "skip": bad rows are counted and left out
-    max_examples=0,  # read at most this many rows of the training split; 0 reads all
-    format="sft",  # one of FORMATS: what the rows become (see alignjax.data.build_data)
-    binarize="best_vs_random",  # how ranked lists become pairs: one of preference_formats.BINARIZE
-    control_good="<good>",  # conditional format: tag before chosen responses (and at inference)
-    control_bad="<bad>",  # conditional format: tag before rejected responses
-)
+_DEFAULTS = {
+    "source": "builtin",  # one of SOURCES
+    "path": "toy_instructions",  # builtin name, file / directory / glob, or hub dataset id (or local dataset dir)
+    "split": "train",  # split to train on (hub and builtin datasets; local files have one split)
+    "eval_fraction": 0.1,  # share of rows held out for eval, chosen by seed; builtins use their own held-out split
+    "seq_len": 64,  # tokens per row; longer examples are truncated
+    "length_bucket": 0,  # 0: batches of seq_len columns; b > 0: each batch cut to its longest row, rounded up to b
+    "batch_size": 32,  # rows per global batch
+    "pack": False,  # pack several examples per row (segment ids keep them apart)
+    "seed": 0,  # held-out choice and per-epoch shuffling
+    "on_bad_row": "error",  # "error": the first bad row raises; "skip": bad rows are counted and left out
+    "max_examples": 0,  # read at most this many rows of the training split; 0 reads all
+    "format": "sft",  # one of FORMATS: what the rows become (see alignjax.data.build_data)
+    "binarize": "best_vs_random",  # how ranked lists become pairs: one of formats.BINARIZE
+    "control_good": "<good>",  # conditional format: tag before chosen responses (and at inference)
+    "control_bad": "<bad>",  # conditional format: tag before rejected responses
+}
 
 
 def sft_data_config(**overrides) -> ml_collections.ConfigDict:
@@ -86,23 +85,25 @@ _CHECKS = {
 
 
 def validate_data_config(cfg) -> None:
-    """Raises DataError naming the first field of `cfg` that is missing or holds an invalid value.
+    """Checks every field of a `data` section before any file is opened.
 
     Args:
         cfg: a ConfigDict (or any mapping-like object with attribute access) with the fields of `sft_data_config`.
+
+    Raises:
+        ConfigError: naming the first field that is missing or holds an invalid value, and what is valid; or two
+            fields that cannot work together.
     """
     for field, (accepts, valid) in _CHECKS.items():
-        if field not in cfg:
-            raise DataError(f"data.{field} is missing; expected {valid} (see alignjax.data.sft_data_config)")
+        require(field in cfg, f"data.{field} is missing; expected {valid} (see alignjax.data.sft_data_config)")
         value = cfg[field]
-        if not accepts(value):
-            raise DataError(f"data.{field}={value!r} is invalid; expected {valid}")
-    if cfg.control_good == cfg.control_bad:
-        raise DataError(
-            f"data.control_good and data.control_bad are both {cfg.control_good!r}; expected two different tags"
-        )
-    if cfg.pack and cfg.format in UNPACKED_FORMATS:
-        raise DataError(
-            f"data.pack=True with data.format={cfg.format!r}: batches of responses per prompt are never packed; "
-            "set data.pack=False"
-        )
+        require(accepts(value), f"data.{field}={value!r} is invalid; expected {valid}")
+    require(
+        cfg.control_good != cfg.control_bad,
+        f"data.control_good and data.control_bad are both {cfg.control_good!r}; expected two different tags",
+    )
+    require(
+        not (cfg.pack and cfg.format in UNPACKED_FORMATS),
+        f"data.pack=True with data.format={cfg.format!r}: batches of responses per prompt are never packed; "
+        "set data.pack=False",
+    )

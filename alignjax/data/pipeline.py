@@ -1,31 +1,63 @@
-"""`build_data`, `build_sft_data`: from a data config to training batches, eval batches and a report.
+"""`build_data`: from a data config to training batches, eval batches and a report, for every example format.
 
-The stages, each in its own module: read rows (`sources`), validate them as SFT examples (`schemas`), hold some
-out for evaluation, tokenise them with the chat template and mask the assistant's tokens (`tokenization`), then
-batch them (`batching`, with `packing`). Bad rows raise or are counted, as `on_bad_row` says (`stages`, which
-the preference builder shares). `build_data` picks the builder that `data.format` needs.
+One path, each stage in its own module, with the SFT and preference variants side by side:
+
+    sources      read rows (files, hub, builtins)
+    splits       validate them (`schemas`), hold some out for evaluation, raise or count bad rows (`on_bad_row`)
+    formats      preference rows only: convert them to what `data.format` trains on (binarise ranked lists, split
+                 pairs into unpaired examples)
+    tokenization render with the chat template and tokenise: SFT examples with their assistant mask, preference
+                 examples as a prompt and its responses; cut to `seq_len`
+    batching     an endless resumable stream of training batches and fixed eval batches, laid out by `packing`:
+                 SFT rows [B, L] (packed if `data.pack`), or K responses per prompt [B, K, L]
+
+`build_sft_data` ("sft") and `build_preference_data` ("pairs", "ranked", "unpaired", "conditional") differ only in
+their validation, conversion, tokenisation and layout; `build_data` picks the one that `data.format` needs. K is
+fixed for the run, so the train step compiles once: 2 for pairs and unpaired examples (with KTO's KL completion),
+the longest list for ranked ones. `data.format="conditional"` ends like SFT: each pair becomes two SFT examples,
+the chosen response after `data.control_good` and the rejected one after `data.control_bad`, with the tag given
+(masked out of the loss), batched like any SFT data, packing included.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
 import numpy as np
+from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
-from alignjax.data import schemas
-from alignjax.data.batching import BatchIterator
+from alignjax.data.batching import BatchIterator, eval_batches
+from alignjax.data.builtin import get_builtin
 from alignjax.data.config import validate_data_config
 from alignjax.data.errors import RESPONSE_TRUNCATED, DataError
-from alignjax.data.preference_pipeline import build_preference_data
+from alignjax.data.formats import PREFERENCE_FORMATS, to_format
+from alignjax.data.packing import Layout, layout_rows, preference_layout, responses_per_example
 from alignjax.data.report import DataReport
-from alignjax.data.stages import in_chunks, read_examples, rejected, resolve_tokenizer, sft_batches
-from alignjax.data.tokenization import TokenizedExample, encode_chats, truncate
+from alignjax.data.schemas import preference_example, sft_messages
+from alignjax.data.splits import read_examples, reject
+from alignjax.data.tokenization import (
+    PreferenceTokens,
+    TokenizedExample,
+    check_chat_template,
+    encode_chats,
+    encode_preferences,
+    fit,
+    join,
+    pad_token_id,
+    truncate,
+)
 
-Example = tuple[str, list[dict[str, str]]]  # (where the row came from, its validated messages)
+_PROGRESS_DELAY_S = 3.0  # a progress bar appears only when tokenising takes longer than this
+_TOKENIZE_CHUNK = 1024  # examples per batched tokenizer call
+
+Example = TypeVar("Example")
+Tokens = TypeVar("Tokens")
+Built = tuple[BatchIterator, list[dict[str, np.ndarray]], PreTrainedTokenizerBase, DataReport]
 
 
-def build_data(
-    data_cfg, tokenizer: PreTrainedTokenizerBase | None = None
-) -> tuple[BatchIterator, list[dict[str, np.ndarray]], PreTrainedTokenizerBase, DataReport]:
+def build_data(data_cfg, tokenizer: PreTrainedTokenizerBase | None = None) -> Built:
     """Builds an experiment's data in the format that `data.format` names: what a training loop calls.
 
     Args:
@@ -41,9 +73,7 @@ def build_data(
     return builder(data_cfg, tokenizer)
 
 
-def build_sft_data(
-    data_cfg, tokenizer: PreTrainedTokenizerBase | None = None
-) -> tuple[BatchIterator, list[dict[str, np.ndarray]], PreTrainedTokenizerBase, DataReport]:
+def build_sft_data(data_cfg, tokenizer: PreTrainedTokenizerBase | None = None) -> Built:
     """Builds the SFT data of an experiment.
 
     Args:
@@ -52,38 +82,202 @@ def build_sft_data(
             sources need one.
 
     Returns:
-        (train_iter, eval_batches, tokenizer, report): an endless resumable `BatchIterator` of training batches,
-        a list of fixed-shape unpacked eval batches with `example_index` (empty when nothing is held out), the
-        tokenizer used, and the counts of what happened to the rows.
+        (train_iter, eval_batches, tokenizer, report): an endless resumable `BatchIterator` of training batches
+        ([B, L] arrays of `packing.layout_rows`), a list of fixed-shape unpacked eval batches with `example_index`
+        (empty when nothing is held out), the tokenizer used, and the counts of what happened to the rows.
     """
     validate_data_config(data_cfg)
     cfg = data_cfg
     if cfg.format != "sft":
         raise DataError(f"data.format={cfg.format!r}: build_sft_data builds 'sft' data; call build_data instead")
     tokenizer = resolve_tokenizer(cfg, tokenizer)
-    report = DataReport(source=f"{cfg.source}:{cfg.path}")
-    train, held_out = read_examples(cfg, schemas.sft_messages, report)
-    train_examples = _tokenized(train, tokenizer, cfg, report, "train")
-    eval_examples = _tokenized(held_out, tokenizer, cfg, report, "eval")
-    if not train_examples:
-        raise DataError(f"no training examples are left after reading and filtering:\n{report}")
-    return sft_batches(train_examples, eval_examples, tokenizer, cfg, report)
+    report = DataReport(source=f"{cfg.source}:{cfg.path}", format=cfg.format)
+    train, held_out = read_examples(cfg, sft_messages, report)
+
+    def encode(conversations: list[list[dict[str, str]]], wheres: list[str]) -> list:
+        return encode_chats(conversations, tokenizer, wheres)
+
+    def cut(example: TokenizedExample, where: str) -> TokenizedExample | None:
+        return truncate(example, cfg.seq_len)
+
+    train_examples = _tokenized(train, encode, cut, cfg, report, "train")
+    eval_examples = _tokenized(held_out, encode, cut, cfg, report, "eval")
+    _require_examples(train_examples, report)
+    return _batches(train_examples, eval_examples, tokenizer, cfg, report, layout_rows)
+
+
+def build_preference_data(data_cfg, tokenizer: PreTrainedTokenizerBase | None = None) -> Built:
+    """Builds the preference data of an experiment.
+
+    Args:
+        data_cfg: the `data` ConfigDict (fields of `config.sft_data_config`) with `format` one of "pairs",
+            "ranked", "unpaired" or "conditional".
+        tokenizer: the tokenizer of the model being trained. None takes a builtin dataset's own tokenizer; other
+            sources need one.
+
+    Returns:
+        (train_iter, eval_batches, tokenizer, report): an endless resumable `BatchIterator` of training batches
+        ([B, K, L] arrays of `packing.layout_preferences`; SFT batches for "conditional"), a list of fixed-shape
+        eval batches with `example_index` (empty when nothing is held out), the tokenizer used, and the counts of
+        what happened to the rows.
+    """
+    validate_data_config(data_cfg)
+    cfg = data_cfg
+    if cfg.format not in PREFERENCE_FORMATS:
+        raise DataError(
+            f"data.format={cfg.format!r}: build_preference_data builds {list(PREFERENCE_FORMATS)}; call build_data"
+        )
+    tokenizer = resolve_tokenizer(cfg, tokenizer)
+    report = DataReport(source=f"{cfg.source}:{cfg.path}", format=cfg.format)
+    train, held_out = read_examples(cfg, preference_example, report)
+
+    def encode(examples: list, wheres: list[str]) -> list:
+        tags = None  # conditional examples (unpaired, one response each) get the control tag of their label
+        if cfg.format == "conditional":
+            tags = [cfg.control_good if example.label else cfg.control_bad for example in examples]
+        return encode_preferences(examples, tokenizer, wheres, tags)
+
+    def cut(tokens: PreferenceTokens, where: str) -> PreferenceTokens:
+        return fit(tokens, cfg.seq_len, where)
+
+    train_tokens = _tokenized(to_format(train, cfg.format, cfg.binarize, cfg.seed), encode, cut, cfg, report, "train")
+    eval_tokens = _tokenized(to_format(held_out, cfg.format, cfg.binarize, cfg.seed), encode, cut, cfg, report, "eval")
+    _require_examples(train_tokens, report)
+    if cfg.format == "conditional":
+        train_examples = [join(t.prompt_P, t.responses[0], cfg.seq_len) for t in train_tokens]
+        eval_examples = [join(t.prompt_P, t.responses[0], cfg.seq_len) for t in eval_tokens]
+        return _batches(train_examples, eval_examples, tokenizer, cfg, report, layout_rows)
+    k = responses_per_example(train_tokens + eval_tokens)
+    layout = preference_layout(train_tokens + eval_tokens, k)
+    return _batches(train_tokens, eval_tokens, tokenizer, cfg, report, layout, k)
+
+
+def resolve_tokenizer(cfg, tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:
+    """The tokenizer to use: the one given, or a builtin dataset's own; it must have a chat template.
+
+    Args:
+        cfg: the data config (`source`, `path`).
+        tokenizer: the tokenizer of the model being trained, or None.
+
+    Returns:
+        The tokenizer.
+
+    Raises:
+        DataError: when none is given for a source other than a builtin, or the tokenizer has no chat template.
+    """
+    if tokenizer is None:
+        if cfg.source != "builtin":
+            raise DataError(
+                f"data.source={cfg.source!r} needs a tokenizer: set the model/tokenizer path of the model being "
+                "trained (only builtin datasets bring their own)"
+            )
+        tokenizer = get_builtin(cfg.path).tokenizer()
+    check_chat_template(tokenizer)
+    return tokenizer
 
 
 def _tokenized(
-    examples: list[Example], tokenizer: PreTrainedTokenizerBase, cfg, report: DataReport, split: str
-) -> list[TokenizedExample]:
+    examples: list[tuple[str, Example]],
+    encode: Callable[[list[Example], list[str]], list[Tokens | DataError]],
+    cut: Callable[[Tokens, str], Tokens | None],
+    cfg,
+    report: DataReport,
+    split: str,
+) -> list[Tokens]:
+    """Tokenises a split's examples in chunks and cuts them to `seq_len`; bad ones are rejected as `on_bad_row` says.
+
+    Args:
+        examples: (where, validated example) of the split, in order.
+        encode: (examples, wheres) -> per example its tokens or its DataError (one batched tokenizer call).
+        cut: (tokens, where) -> the tokens cut to `seq_len` (the same object when they fit), None when the cut
+            leaves no response token (counted as `response_truncated`, never raised), or a DataError.
+        cfg: the data config.
+        report: counts skipped and truncated examples.
+        split: "train" or "eval", for the progress bar.
+
+    Returns:
+        The kept examples' tokens, in order.
+    """
     tokenized = []
-    for chunk in in_chunks(examples, split):
-        results = encode_chats([messages for _, messages in chunk], tokenizer, [where for where, _ in chunk])
-        for result in results:
-            if isinstance(result, DataError):
-                rejected(result, cfg, report)
+    for chunk in _in_chunks(examples, split):
+        wheres = [where for where, _ in chunk]
+        results = encode([example for _, example in chunk], wheres)
+        for result, where in zip(results, wheres):
+            try:
+                if isinstance(result, DataError):
+                    raise result
+                fitted = cut(result, where)
+            except DataError as e:
+                reject(e, cfg, report)
                 continue
-            cut = truncate(result, cfg.seq_len)
-            if cut is None:
+            if fitted is None:
                 report.count_skip(RESPONSE_TRUNCATED)
                 continue
-            report.truncated += cut is not result
-            tokenized.append(cut)
+            report.truncated += fitted is not result
+            tokenized.append(fitted)
     return tokenized
+
+
+def _in_chunks(items: list, split: str) -> Iterator[list]:
+    """`items` in chunks for batched tokenizer calls, with a progress bar when that takes a while."""
+    progress = tqdm(total=len(items), desc=f"tokenizing {split}", unit="ex", delay=_PROGRESS_DELAY_S, mininterval=1)
+    with progress:
+        for start in range(0, len(items), _TOKENIZE_CHUNK):
+            chunk = items[start : start + _TOKENIZE_CHUNK]
+            yield chunk
+            progress.update(len(chunk))
+
+
+def _require_examples(train: list, report: DataReport) -> None:
+    if not train:
+        raise DataError(f"no training examples are left after reading and filtering:\n{report}")
+
+
+def _batches(
+    train: list[Any],
+    held_out: list[Any],
+    tokenizer: PreTrainedTokenizerBase,
+    cfg,
+    report: DataReport,
+    layout: Layout,
+    k: int = 0,
+) -> Built:
+    """Batches tokenised examples and completes the report's counts of them.
+
+    Args:
+        train: the training examples (`TokenizedExample`s, or `PreferenceTokens` for [B, K, L] batches).
+        held_out: the eval examples, of the same kind.
+        tokenizer: the tokenizer, whose pad id fills padding.
+        cfg: the data config (SFT rows are packed if `data.pack`; preference formats never are).
+        report: the report to complete.
+        layout: `packing.layout_rows`, or the `packing.preference_layout` of K responses per prompt.
+        k: K of [B, K, L] batches; 0 for SFT rows.
+
+    Returns:
+        (train_iter, eval_batches, tokenizer, report), as `build_data` returns them.
+    """
+    pad_id = pad_token_id(tokenizer)
+    common = {"seq_len": cfg.seq_len, "batch_size": cfg.batch_size, "pad_id": pad_id, "layout": layout}
+    train_iter = BatchIterator(train, pack=cfg.pack, seed=cfg.seed, length_bucket=cfg.length_bucket, **common)
+    evals = eval_batches(held_out, length_bucket=cfg.length_bucket, **common)
+
+    counts = [_tokens_and_targets(example) for example in train]
+    report.count_epoch(
+        train_examples=len(train),
+        eval_examples=len(held_out),
+        rows=len(train_iter.epoch_rows(0)),
+        row_slots=max(k, 1) * cfg.seq_len,
+        train_tokens=sum(tokens for tokens, _ in counts),
+        target_tokens=sum(targets for _, targets in counts),
+        batch_size=cfg.batch_size,
+        responses_per_example=k,
+    )
+    return train_iter, evals, tokenizer, report
+
+
+def _tokens_and_targets(example: TokenizedExample | PreferenceTokens) -> tuple[int, int]:
+    """An example's tokens in a training epoch and those that carry loss (every response repeats its prompt)."""
+    if isinstance(example, PreferenceTokens):
+        targets = sum(map(len, example.responses))
+        return len(example.prompt_P) * len(example.responses) + targets, targets
+    return len(example), int(example.assistant_L[1:].sum())

@@ -51,6 +51,37 @@ class DataReport:
     target_tokens: int = 0
     batches_per_epoch: float = 0.0
 
+    def count_epoch(
+        self,
+        *,
+        train_examples: int,
+        eval_examples: int,
+        rows: int,
+        row_slots: int,
+        train_tokens: int,
+        target_tokens: int,
+        batch_size: int,
+        responses_per_example: int = 0,
+    ) -> None:
+        """Fills in the counts of the examples built and of one training epoch (every batch format alike).
+
+        Args:
+            train_examples: examples in the training stream.
+            eval_examples: examples in the eval batches.
+            rows: rows in one epoch of training (packed rows, or one per example).
+            row_slots: token slots per row: L for SFT rows, K * L for [B, K, L] batches.
+            train_tokens: tokens in one epoch of training.
+            target_tokens: tokens in one epoch that carry loss.
+            batch_size: rows per batch.
+            responses_per_example: K of [B, K, L] batches; 0 for SFT batches.
+        """
+        self.train_examples, self.eval_examples = train_examples, eval_examples
+        self.responses_per_example = responses_per_example
+        self.packed_rows = rows
+        self.train_tokens, self.target_tokens = train_tokens, target_tokens
+        self.padding_fraction = 1.0 - train_tokens / (rows * row_slots)
+        self.batches_per_epoch = rows / batch_size
+
     def count_skip(self, reason: str, message: str | None = None) -> None:
         """Counts a skipped row under `reason`, keeping `message` (its error, naming the row) among the first."""
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -64,12 +95,16 @@ class DataReport:
         first_skips = [f"    e.g. {messages[0]}" for _, messages in sorted(self.skip_messages.items()) if messages]
         return "\n".join(
             [
-                f"data {self.source} ({self.format}): read {self.examples_read} rows -> {self.train_examples} train, "
-                f"{self.eval_examples} eval examples{responses}",
+                (
+                    f"data {self.source} ({self.format}): read {self.examples_read} rows -> "
+                    f"{self.train_examples} train, {self.eval_examples} eval examples{responses}"
+                ),
                 f"  skipped: {skipped}; truncated to seq_len: {self.truncated}",
                 *first_skips,
-                f"  train epoch: {self.packed_rows} rows ({self.batches_per_epoch:.1f} batches), "
-                f"{self.train_tokens} tokens, {self.target_tokens} with loss, "
-                f"{100 * self.padding_fraction:.1f}% padding",
+                (
+                    f"  train epoch: {self.packed_rows} rows ({self.batches_per_epoch:.1f} batches), "
+                    f"{self.train_tokens} tokens, {self.target_tokens} with loss, "
+                    f"{100 * self.padding_fraction:.1f}% padding"
+                ),
             ]
         )

@@ -1,4 +1,6 @@
-"""Where rows (SFT or preference) come from: local JSON, JSON Lines or Parquet files, a Hugging Face hub dataset, or a builtin.
+"""Where rows come from: local JSON, JSON Lines or Parquet files, a Hugging Face hub dataset, or a builtin.
+
+The rows of every example format (SFT, preference, prompt-only) are read here alike; `splits` validates them.
 
 Rows are read through the `datasets` library, with one exception: JSON Lines, which we parse ourselves, line by
 line. The `datasets` JSON loader reports a malformed line as an Arrow parse error without the file or line, so a

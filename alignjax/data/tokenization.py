@@ -1,11 +1,23 @@
-"""Chat-template tokenisation of SFT examples, with a mask over exactly the assistant's tokens.
+"""Chat-template tokenisation: SFT conversations with a mask over the assistant's tokens, and preference examples
+as one prompt's ids followed by each response's ids.
 
 Examples are rendered with the tokenizer's own chat template, so training sees the format the model will later be
-prompted with. The assistant's spans are found by rendering incrementally: for assistant message i, the tokens of
-messages[:i] with the generation prompt mark where its response starts, and the tokens of messages[:i+1] mark where
-it ends, including whatever the template writes after it (the end-of-turn token), so the model learns to stop.
+prompted with, and tokenised without adding special tokens, exactly as `apply_chat_template(tokenize=True)` does,
+but all texts of many examples at once in the fast tokenizer's batch path.
 
-That needs a prefix-consistent template: rendering the start of a conversation must give a prefix of the tokens of
+SFT (`encode_chats`): the assistant's spans are found by rendering incrementally: for assistant message i, the
+tokens of messages[:i] with the generation prompt mark where its response starts, and the tokens of
+messages[:i+1] mark where it ends, including whatever the template writes after it (the end-of-turn token), so
+the model learns to stop.
+
+Preferences (`encode_preferences`): the prompt is rendered with the generation prompt, exactly as it is given to
+the model at inference; each response is the rest of the rendering of prompt + [assistant response]. Prompt and
+responses are kept apart, so that a batch can join any prompt with any response: KTO's KL estimate puts another
+example's completion under this prompt (`packing.layout_preferences`). Conditional-token SFT writes a control tag
+at the start of the assistant's turn: the tag is then part of the prompt's ids (the prompt text plus the tag,
+tokenised together, as `conditional_prompt` does at inference), so it is given rather than learned.
+
+Both need a prefix-consistent template: rendering the start of a conversation must give a prefix of the tokens of
 all of it. Templates that rewrite earlier turns (e.g. drop the reasoning of past assistant messages) are not; we
 raise rather than train on a silently wrong mask.
 
@@ -15,18 +27,23 @@ raise rather than train on a silently wrong mask.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import TypeVar
 
 import jinja2
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from alignjax.data.errors import TEMPLATE_ERROR, DataError
+from alignjax.data.errors import PROMPT_TOO_LONG, TEMPLATE_ERROR, DataError
+from alignjax.data.schemas import PreferenceExample
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 @dataclasses.dataclass(frozen=True)
 class TokenizedExample:
-    """One example as token ids.
+    """One SFT example as token ids.
 
     Attributes:
         tokens_L: int32 token ids of the rendered conversation.
@@ -41,7 +58,41 @@ class TokenizedExample:
         return len(self.tokens_L)
 
 
+@dataclasses.dataclass(frozen=True)
+class PreferenceTokens:
+    """A preference example as token ids.
+
+    Attributes:
+        prompt_P: int32 ids of the rendered prompt with the generation prompt (and the control tag, if any).
+        responses: per response, int32 ids of what follows the prompt: the reply and the end of its turn.
+        scores: the responses' scores (see `PreferenceExample`).
+        label: unpaired examples only: whether the response is desirable.
+    """
+
+    prompt_P: np.ndarray
+    responses: tuple[np.ndarray, ...]
+    scores: tuple[float, ...]
+    label: bool | None = None
+
+    def __len__(self) -> int:
+        """The tokens of the longest response's row, prompt included."""
+        return len(self.prompt_P) + max(len(r) for r in self.responses)
+
+
+def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The token id that padding is written with: the tokenizer's pad id, else its EOS id, else 0.
+
+    Padding never carries loss and is masked out of attention, so any id works; the pad id keeps batches equal to
+    what other tools would build, and EOS is what generation pads with when a tokenizer has no pad token.
+    """
+    for candidate in (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None)):
+        if candidate is not None:
+            return int(candidate)
+    return 0
+
+
 def tokenizer_name(tokenizer: PreTrainedTokenizerBase) -> str:
+    """The tokenizer's name or path for error messages, else its class name."""
     return getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
 
 
@@ -65,20 +116,6 @@ def render_chat(tokenizer, messages: list[dict], add_generation_prompt: bool, wh
         ) from e
 
 
-def _texts(messages: list[dict[str, str]], tokenizer, where: str) -> list[str]:
-    """The renderings a conversation's mask needs: the whole, then per assistant turn i its start and end.
-
-    The start is messages[:i] with the generation prompt; the end is messages[:i + 1] (the whole, for the last).
-    """
-    texts = [render_chat(tokenizer, messages, False, where)]
-    for i, message in enumerate(messages):
-        if message["role"] == "assistant":
-            texts.append(render_chat(tokenizer, messages[:i], True, where))
-            end = texts[0] if i == len(messages) - 1 else render_chat(tokenizer, messages[: i + 1], False, where)
-            texts.append(end)
-    return texts
-
-
 def check_prefix(prefix: list[int], tokens: list[int], what: str, tokenizer, where: str) -> None:
     """Raises DataError unless `prefix` starts `tokens`: the template must render a conversation's start as a prefix."""
     if tokens[: len(prefix)] != prefix:
@@ -89,35 +126,53 @@ def check_prefix(prefix: list[int], tokens: list[int], what: str, tokenizer, whe
         )
 
 
-def _example(ids: list[list[int]], messages: list[dict[str, str]], tokenizer, where: str) -> TokenizedExample:
-    """Builds the example from the token ids of `_texts`, checking that each turn's span is a prefix of the whole."""
-    tokens = ids[0]
-    assistant = np.zeros(len(tokens), dtype=bool)
-    spans = iter(ids[1:])
-    for i, message in enumerate(messages):
-        if message["role"] != "assistant":
+def _encode_batched(
+    items: Sequence[Item],
+    wheres: Sequence[str],
+    tokenizer: PreTrainedTokenizerBase,
+    render: Callable[[Item, str], list[str]],
+    build: Callable[[list[list[int]], Item, str], Result],
+) -> list[Result | DataError]:
+    """Renders every item's texts, tokenises all of them in one call, and builds each item from its texts' ids.
+
+    Args:
+        items: the examples.
+        wheres: each item's origin, quoted in errors.
+        tokenizer: the tokenizer.
+        render: (item, where) -> the texts whose ids the item needs.
+        build: (those texts' ids, item, where) -> the item's tokenised form.
+
+    Returns:
+        Per item, its tokenised form, or the DataError that `render` or `build` raised for it.
+    """
+    spans: list[tuple[int, int] | DataError] = []
+    texts: list[str] = []
+    for item, where in zip(items, wheres):
+        try:
+            pieces = render(item, where)
+        except DataError as e:
+            spans.append(e)
             continue
-        start, end = next(spans), next(spans)
-        what = f"messages[:{i}] with the generation prompt is not a prefix of messages[:{i + 1}]"
-        check_prefix(start, end, what, tokenizer, where)
-        what = f"messages[:{i + 1}] is not a prefix of the whole conversation"
-        check_prefix(end, tokens, what, tokenizer, where)
-        if len(end) == len(start):
-            raise DataError(
-                f"{where}: the chat template of {tokenizer_name(tokenizer)!r} rendered no tokens for messages[{i}] "
-                "(assistant)"
-            )
-        assistant[len(start) : len(end)] = True
-    return TokenizedExample(np.asarray(tokens, dtype=np.int32), assistant)
+        spans.append((len(texts), len(pieces)))
+        texts.extend(pieces)
+    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    results: list[Result | DataError] = []
+    for span, item, where in zip(spans, items, wheres):
+        if isinstance(span, DataError):
+            results.append(span)
+            continue
+        first, count = span
+        try:
+            results.append(build(ids[first : first + count], item, where))
+        except DataError as e:
+            results.append(e)
+    return results
 
 
 def encode_chats(
     conversations: Sequence[list[dict[str, str]]], tokenizer: PreTrainedTokenizerBase, wheres: Sequence[str]
 ) -> list[TokenizedExample | DataError]:
     """Tokenises validated conversations and marks their assistant tokens, in one batched tokenizer call.
-
-    Renders with `apply_chat_template(tokenize=False)` and tokenises without adding special tokens, exactly as
-    `apply_chat_template(tokenize=True)` does, but all texts at once in the fast tokenizer's batch path.
 
     Args:
         conversations: chat messages as returned by `schemas.sft_messages` (each opens with a non-assistant message).
@@ -128,25 +183,89 @@ def encode_chats(
         Per conversation, its untruncated TokenizedExample, or the DataError that describes why it has none (a
         template that rejects it; one that is not prefix-consistent, which has no reason and is never skipped).
     """
-    results: list[TokenizedExample | DataError | tuple[int, int]] = []
-    texts: list[str] = []
-    for messages, where in zip(conversations, wheres):
-        try:
-            pieces = _texts(messages, tokenizer, where)
-        except DataError as e:
-            results.append(e)
-            continue
-        results.append((len(texts), len(pieces)))
-        texts.extend(pieces)
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
-    for k, (result, messages, where) in enumerate(zip(results, conversations, wheres)):
-        if isinstance(result, tuple):
-            first, count = result
-            try:
-                results[k] = _example(ids[first : first + count], messages, tokenizer, where)
-            except DataError as e:
-                results[k] = e
-    return results
+
+    def render(messages: list[dict[str, str]], where: str) -> list[str]:
+        # The whole conversation, then per assistant turn i its start (messages[:i] with the generation prompt)
+        # and its end (messages[:i + 1]; the whole, for the last turn).
+        texts = [render_chat(tokenizer, messages, False, where)]
+        for i, message in enumerate(messages):
+            if message["role"] == "assistant":
+                texts.append(render_chat(tokenizer, messages[:i], True, where))
+                end = texts[0] if i == len(messages) - 1 else render_chat(tokenizer, messages[: i + 1], False, where)
+                texts.append(end)
+        return texts
+
+    def build(ids: list[list[int]], messages: list[dict[str, str]], where: str) -> TokenizedExample:
+        tokens = ids[0]
+        assistant = np.zeros(len(tokens), dtype=bool)
+        spans = iter(ids[1:])
+        for i, message in enumerate(messages):
+            if message["role"] != "assistant":
+                continue
+            start, end = next(spans), next(spans)
+            what = f"messages[:{i}] with the generation prompt is not a prefix of messages[:{i + 1}]"
+            check_prefix(start, end, what, tokenizer, where)
+            what = f"messages[:{i + 1}] is not a prefix of the whole conversation"
+            check_prefix(end, tokens, what, tokenizer, where)
+            if len(end) == len(start):
+                raise DataError(
+                    f"{where}: the chat template of {tokenizer_name(tokenizer)!r} rendered no tokens for "
+                    f"messages[{i}] (assistant)"
+                )
+            assistant[len(start) : len(end)] = True
+        return TokenizedExample(np.asarray(tokens, dtype=np.int32), assistant)
+
+    return _encode_batched(conversations, wheres, tokenizer, render, build)
+
+
+def encode_preferences(
+    examples: Sequence[PreferenceExample],
+    tokenizer: PreTrainedTokenizerBase,
+    wheres: Sequence[str],
+    tags: Sequence[str] | None = None,
+) -> list[PreferenceTokens | DataError]:
+    """Tokenises preference examples with the chat template, in one batched tokenizer call.
+
+    Args:
+        examples: validated examples.
+        tokenizer: a transformers tokenizer with a chat template.
+        wheres: each example's origin, quoted in errors.
+        tags: per example, a control tag written at the start of the assistant's turn before each response and
+            counted as prompt (conditional-token SFT); None writes none.
+
+    Returns:
+        Per example, its untruncated PreferenceTokens, or the DataError that says why it has none: a template that
+        rejects it; one that is not prefix-consistent, or a tag whose tokens merge with the response's (those have
+        no reason and are never skipped).
+    """
+
+    def render(item: tuple[PreferenceExample, str], where: str) -> list[str]:
+        example, tag = item
+        texts = [render_chat(tokenizer, example.prompt, True, where) + tag]
+        for response in example.responses:
+            conversation = example.prompt + [{"role": "assistant", "content": tag + response}]
+            texts.append(render_chat(tokenizer, conversation, False, where))
+        return texts
+
+    def build(ids: list[list[int]], item: tuple[PreferenceExample, str], where: str) -> PreferenceTokens:
+        # The prompt's ids (ids[0]) and each response's: the rest of ids[1 + k], once ids[0] is checked a prefix.
+        (example, tag), prompt, responses = item, ids[0], []
+        for k, full in enumerate(ids[1:]):
+            what = f"the prompt with the generation prompt is not a prefix of the prompt with response {k}"
+            if tag:
+                what += (
+                    f" after control tag {tag!r} (if the tag's last characters merge with the response's first into "
+                    "one token, end the tag with a space or a newline, or make it a special token)"
+                )
+            check_prefix(prompt, full, what, tokenizer, where)
+            if len(full) == len(prompt):
+                name = tokenizer_name(tokenizer)
+                raise DataError(f"{where}: the chat template of {name!r} rendered no tokens for response {k}")
+            responses.append(np.asarray(full[len(prompt) :], dtype=np.int32))
+        return PreferenceTokens(np.asarray(prompt, dtype=np.int32), tuple(responses), example.scores, example.label)
+
+    tags = tags if tags is not None else [""] * len(examples)
+    return _encode_batched(list(zip(examples, tags)), wheres, tokenizer, render, build)
 
 
 def encode_chat(messages: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase, where: str) -> TokenizedExample:
@@ -200,7 +319,7 @@ def conditional_prompt(
 
 
 def truncate(example: TokenizedExample, seq_len: int) -> TokenizedExample | None:
-    """Cuts an example to its first `seq_len` tokens, keeping the prompt's start and losing the end.
+    """Cuts an SFT example to its first `seq_len` tokens, keeping the prompt's start and losing the end.
 
     Args:
         example: a tokenised example.
@@ -214,3 +333,46 @@ def truncate(example: TokenizedExample, seq_len: int) -> TokenizedExample | None
         return example
     cut = TokenizedExample(example.tokens_L[:seq_len], example.assistant_L[:seq_len])
     return cut if cut.assistant_L[1:].any() else None
+
+
+def fit(tokens: PreferenceTokens, seq_len: int, where: str) -> PreferenceTokens:
+    """Cuts each response of a preference example to the room that `seq_len` leaves after the prompt.
+
+    Args:
+        tokens: an example's untruncated ids.
+        seq_len: the row length.
+        where: the example's origin, quoted in errors.
+
+    Returns:
+        `tokens` itself when every prompt + response fits, else a copy with the long responses' ends cut off.
+
+    Raises:
+        DataError (reason "prompt_too_long"): the prompt leaves no room for a response token.
+    """
+    room = seq_len - len(tokens.prompt_P)
+    if room < 1:
+        raise DataError(
+            f"{where}: the prompt is {len(tokens.prompt_P)} tokens, which leaves no room for a response within "
+            f"data.seq_len={seq_len}; raise seq_len or shorten the prompt",
+            PROMPT_TOO_LONG,
+        )
+    if all(len(r) <= room for r in tokens.responses):
+        return tokens
+    return dataclasses.replace(tokens, responses=tuple(r[:room] for r in tokens.responses))
+
+
+def join(prompt_P: np.ndarray, response_R: np.ndarray, seq_len: int) -> TokenizedExample:
+    """A prompt followed by a response as one SFT row whose assistant tokens are the response's, cut to `seq_len`.
+
+    Args:
+        prompt_P: prompt ids, shorter than `seq_len`.
+        response_R: response ids.
+        seq_len: the row length; the response loses its end to fit.
+
+    Returns:
+        The row's tokens and its assistant mask (False on the prompt, True on the response).
+    """
+    response_R = response_R[: seq_len - len(prompt_P)]
+    tokens_L = np.concatenate([prompt_P, response_R]).astype(np.int32)
+    assistant_L = np.arange(len(tokens_L)) >= len(prompt_P)
+    return TokenizedExample(tokens_L, assistant_L)

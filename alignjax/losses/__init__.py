@@ -5,8 +5,12 @@ ranking losses, reward models) take a `Responses` of per-response log-probs or r
 function plus one `register` line; the step builder does the rest (see `registry`).
 """
 
+from alignjax.losses.bradley_terry import bradley_terry_loss
+from alignjax.losses.dpo import dpo_loss, hinge_loss, ipo_loss, robust_dpo_loss
+from alignjax.losses.kto import kto_loss
+from alignjax.losses.orpo import orpo_loss
+from alignjax.losses.pro import pro_loss
 from alignjax.losses.registry import (
-    FORMATS,
     INPUTS,
     LossFn,
     LossOutput,
@@ -18,11 +22,6 @@ from alignjax.losses.registry import (
     objective,
     register,
 )
-from alignjax.losses.bradley_terry import bradley_terry_loss
-from alignjax.losses.dpo import dpo_loss, hinge_loss, ipo_loss, robust_dpo_loss
-from alignjax.losses.kto import kto_loss
-from alignjax.losses.orpo import orpo_loss
-from alignjax.losses.pro import pro_loss
 from alignjax.losses.responses import Responses
 from alignjax.losses.rrhf import rrhf_loss
 from alignjax.losses.sft import sft_loss
@@ -45,7 +44,6 @@ register("kto", kto_loss, inputs="responses", format="unpaired", reference=True)
 register("bradley_terry", bradley_terry_loss, inputs="rewards", format="pairs")
 
 __all__ = [
-    "FORMATS",
     "INPUTS",
     "LossFn",
     "LossOutput",

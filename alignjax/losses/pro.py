@@ -50,16 +50,16 @@ def pro_loss(r: Responses, *, sft_weight: float = 0.05, min_score_gap: float = 1
     """
     rewards_BK = per_token_BK(r.logps_BK, r)
     # Step k of the sum is anchored at response k; its negatives are the responses ranked below it.
-    negatives_BKI = _ranks_above_BKK(r)
+    negatives_BKK = _ranks_above_BKK(r)
     # 1 / T_k^i: the score gaps from anchor k to each response i, and 1 / T_k^k their largest.
-    gaps_BKI = jnp.maximum(r.scores_BK[:, :, None] - r.scores_BK[:, None, :], min_score_gap)
-    anchor_gap_BK = jnp.max(jnp.where(negatives_BKI, gaps_BKI, min_score_gap), axis=-1)
+    gaps_BKK = jnp.maximum(r.scores_BK[:, :, None] - r.scores_BK[:, None, :], min_score_gap)
+    anchor_gap_BK = jnp.max(jnp.where(negatives_BKK, gaps_BKK, min_score_gap), axis=-1)
     anchor_BK = rewards_BK * anchor_gap_BK
-    negative_logits_BKI = jnp.where(negatives_BKI, rewards_BK[:, None, :] * gaps_BKI, -jnp.inf)
+    negative_logits_BKK = jnp.where(negatives_BKK, rewards_BK[:, None, :] * gaps_BKK, -jnp.inf)
     # The anchor is finite, so the log-sum-exp (and its gradient) is too, even where k has no negatives.
-    denominator_BK = jax.nn.logsumexp(jnp.concatenate([anchor_BK[:, :, None], negative_logits_BKI], -1), axis=-1)
+    denominator_BK = jax.nn.logsumexp(jnp.concatenate([anchor_BK[:, :, None], negative_logits_BKK], -1), axis=-1)
     # The last-ranked response (and any padding response) has no negatives: it anchors no step.
-    has_negatives_BK = jnp.any(negatives_BKI, axis=-1)
+    has_negatives_BK = jnp.any(negatives_BKK, axis=-1)
     ranking_B = jnp.sum(jnp.where(has_negatives_BK, denominator_BK - anchor_BK, 0.0), axis=-1)
     loss_B = ranking_B - sft_weight * take_B(rewards_BK, best_index_B(r))
     return preference_output(loss_B, rewards_BK, r)

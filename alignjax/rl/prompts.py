@@ -1,9 +1,11 @@
 """The prompts an on-policy run answers: read from the data source, rendered with the chat template.
 
-Rows need only a `prompt` field (a string or a list of chat messages; other fields are ignored). Training
-prompts come from `data.split`; held-out prompts from a builtin dataset's own held-out split, or from a
-`data.eval_fraction` share of a file's rows. Each iteration takes the next `rl.prompts_per_iteration` prompts
-of a seeded per-epoch shuffle, a pure function of the iteration number, so a resumed run sees the same prompts.
+Rows need only a `prompt` field (a string or a list of chat messages; other fields are ignored). They are read,
+validated and split by the data package's one path (`alignjax.data.read_examples`), so an on-policy run holds out
+exactly the rows that an offline run with the same `data` section holds out: a builtin dataset's own held-out
+split, or a `data.eval_fraction` share of a file's valid rows chosen by `data.seed`; bad rows raise or are skipped
+as `data.on_bad_row` says. Each iteration takes the next `rl.prompts_per_iteration` prompts of a seeded per-epoch
+shuffle, a pure function of the iteration number, so a resumed run sees the same prompts.
 """
 
 from __future__ import annotations
@@ -13,11 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from alignjax.data.builtin import get_builtin
-from alignjax.data.errors import DataError
-from alignjax.data.preference_schemas import prompt_messages
-from alignjax.data.sources import read_rows
-from alignjax.data.tokenization import encode_chat_prompt
+from alignjax.data import DataError, DataReport, PromptExample, encode_chat_prompt, prompt_example, read_examples
+from alignjax.data.errors import PROMPT_TOO_LONG
+from alignjax.data.splits import reject
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,52 +30,54 @@ class Prompts:
     def __len__(self) -> int:
         return len(self.values)
 
-    def take(self, indices) -> "Prompts":
+    def take(self, indices) -> Prompts:
         return Prompts([self.values[i] for i in indices], [self.token_ids[i] for i in indices])
 
 
-def _encode(rows, tokenizer, max_prompt_len: int, on_bad_row: str) -> tuple[Prompts, int]:
-    values, token_ids, skipped = [], [], 0
-    for row in rows:
+def _encode(
+    examples: list[tuple[str, PromptExample]], tokenizer, max_prompt_len: int, data_cfg, report: DataReport
+) -> Prompts:
+    values, token_ids = [], []
+    for where, example in examples:
         try:
-            if isinstance(row.value, DataError):
-                raise row.value
-            if not isinstance(row.value, dict) or "prompt" not in row.value:
-                raise DataError(f"{row.where}: expected an object with a 'prompt' field, got {type(row.value).__name__}")
-            ids = encode_chat_prompt(prompt_messages(row.value["prompt"], row.where), tokenizer, row.where)
+            ids = encode_chat_prompt(example.messages, tokenizer, where)
             if len(ids) > max_prompt_len:
                 raise DataError(
-                    f"{row.where}: the prompt is {len(ids)} tokens after the chat template, more than "
-                    f"rl.max_prompt_len={max_prompt_len}; raise rl.max_prompt_len or shorten the prompt"
+                    f"{where}: the prompt is {len(ids)} tokens after the chat template, more than "
+                    f"rl.max_prompt_len={max_prompt_len}; raise rl.max_prompt_len or shorten the prompt",
+                    PROMPT_TOO_LONG,
                 )
-        except DataError:
-            if on_bad_row == "error":
-                raise
-            skipped += 1
+        except DataError as e:
+            reject(e, data_cfg, report)
             continue
-        values.append(row.value["prompt"])
+        values.append(example.value)
         token_ids.append(ids)
-    return Prompts(values, token_ids), skipped
+    return Prompts(values, token_ids)
 
 
 def load_prompts(data_cfg, tokenizer, max_prompt_len: int) -> tuple[Prompts, Prompts, int]:
-    """(training prompts, held-out prompts, rows skipped as bad) from the `data` section."""
-    rows = list(read_rows(data_cfg.source, data_cfg.path, data_cfg.split))
-    if data_cfg.max_examples:
-        rows = rows[: data_cfg.max_examples]
-    if data_cfg.source == "builtin":
-        dataset = get_builtin(data_cfg.path)
-        eval_rows = list(read_rows("builtin", data_cfg.path, dataset.eval_split))
-    else:
-        order = np.random.default_rng(data_cfg.seed).permutation(len(rows))
-        held = int(len(rows) * data_cfg.eval_fraction)
-        eval_rows = [rows[i] for i in sorted(order[:held])]
-        rows = [rows[i] for i in sorted(order[held:])]
-    train, skipped = _encode(rows, tokenizer, max_prompt_len, data_cfg.on_bad_row)
-    held_out, skipped_eval = _encode(eval_rows, tokenizer, max_prompt_len, data_cfg.on_bad_row)
+    """The training and held-out prompts of the `data` section.
+
+    Args:
+        data_cfg: the `data` ConfigDict (`source`, `path`, `split`, `max_examples`, `eval_fraction`, `seed`,
+            `on_bad_row`).
+        tokenizer: the policy's tokenizer, with a chat template.
+        max_prompt_len: the most tokens a rendered prompt may have (`rl.max_prompt_len`).
+
+    Returns:
+        (training prompts, held-out prompts, rows skipped as bad): the held-out rows are those an offline run
+        with the same `data` section holds out.
+
+    Raises:
+        DataError: for a problem with the source, a bad row under `on_bad_row="error"`, or no training prompts.
+    """
+    report = DataReport(source=f"{data_cfg.source}:{data_cfg.path}", format="prompts")
+    train_rows, held_out_rows = read_examples(data_cfg, prompt_example, report)
+    train = _encode(train_rows, tokenizer, max_prompt_len, data_cfg, report)
+    held_out = _encode(held_out_rows, tokenizer, max_prompt_len, data_cfg, report)
     if not len(train):
         raise DataError(f"data.path={data_cfg.path!r}: no usable prompts in split {data_cfg.split!r}")
-    return train, held_out, skipped + skipped_eval
+    return train, held_out, sum(report.skipped.values())
 
 
 def iteration_prompts(prompts: Prompts, iteration: int, count: int, seed: int) -> Prompts:

@@ -25,7 +25,7 @@ class BuiltinDataset:
         name: the name `data.path` selects it by.
         splits: the split names `rows` accepts.
         eval_split: the held-out split that evaluation uses.
-        rows: split name -> list of SFT rows.
+        rows: split name -> list of rows (SFT or preference rows, as `schemas` reads them).
         tokenizer: builds the dataset's own tokenizer (with a chat template).
         rule: (prompt, answer) -> whether the answer follows the dataset's rule; None when there is none.
     """

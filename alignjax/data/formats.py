@@ -1,12 +1,22 @@
-"""Turning validated preference rows into the examples that an objective's format trains on.
+"""The example formats that data are built in, and turning validated preference rows into them.
+
+`data.format` says what the objective trains on (every loss registered in `alignjax.losses` names one of
+`FORMATS` as its `format`; the data package owns the table, and the losses layer does not import it):
+
+- "sft": one conversation per example, batches [B, L] (`schemas.sft_messages`);
+- "pairs": a chosen and a rejected response to one prompt, batches [B, 2, L];
+- "ranked": a prompt with K scored responses, batches [B, K, L];
+- "unpaired": one response with a desirable/undesirable label (KTO), batches [B, 2, L] (with a KL completion);
+- "conditional": conditional-token SFT: each response of a pair as an SFT example after the control tag of its
+  label, batches [B, L].
 
 Rows and formats need not match: a ranked list trains a pairwise loss once binarised, a pair is a ranked list of
-two, and a pair gives KTO two unpaired examples (chosen desirable, rejected undesirable). `data.format` says what
-the objective needs (`alignjax.losses.FORMATS`, plus "conditional" for conditional-token SFT); this module
-converts each row to it. Conditional-token SFT trains on unpaired examples too: each response on its own, after
-the control tag of its label (desirable: `data.control_good`), so a pair gives one example under each tag.
+two, and a pair gives KTO two unpaired examples (chosen desirable, rejected undesirable); `to_format` converts
+each validated preference row into what the format needs. Conditional-token SFT trains on unpaired examples too:
+each response on its own, after the control tag of its label (desirable: `data.control_good`), so a pair gives
+one example under each tag.
 
-Binarising a ranked list (`data.binarize`):
+Binarising a ranked list (`data.binarize`, one of `BINARIZE`):
 - "best_vs_random": the best response against one drawn at random from those scored lower (Zephyr's recipe for
   UltraFeedback);
 - "best_vs_worst": the best against the worst;
@@ -23,10 +33,11 @@ import zlib
 import numpy as np
 
 from alignjax.data.errors import DataError
-from alignjax.data.preference_schemas import PreferenceExample
+from alignjax.data.schemas import PreferenceExample
 
+FORMATS = ("sft", "pairs", "ranked", "unpaired", "conditional")
+PREFERENCE_FORMATS = ("pairs", "ranked", "unpaired", "conditional")  # built from preference rows
 BINARIZE = ("best_vs_random", "best_vs_worst", "all_pairs")
-PREFERENCE_FORMATS = ("pairs", "ranked", "unpaired", "conditional")
 _UNPAIRED = ("unpaired", "conditional")  # formats of one response per example, with a label
 _BINARIZE_STREAM = 2  # seeds binarisation apart from the held-out choice and the epoch shuffles
 
