@@ -8,11 +8,13 @@ is a config change (the mesh shape), never a model change.
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import jax
 import numpy as np
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
+
+from alignjax.config_errors import require
 
 MESH_AXES = ("data", "fsdp", "tensor")
 
@@ -46,6 +48,32 @@ def make_mesh(data: int = 1, fsdp: int = 1, tensor: int = 1, devices: Sequence[j
             f"{len(devices)} are available; choose sizes whose product is {len(devices)}"
         )
     return jax.make_mesh(shape, MESH_AXES, axis_types=(AxisType.Auto,) * 3, devices=devices)
+
+
+def mesh_shape(mesh_config, num_devices: int) -> tuple[int, int, int]:
+    """(data, fsdp, tensor) of a config's `mesh` section; one size may be -1, meaning 'all remaining devices'.
+
+    Raises:
+      ConfigError: naming the sizes, when they cannot fill exactly `num_devices`.
+    """
+    sizes = [mesh_config.data, mesh_config.fsdp, mesh_config.tensor]
+    require(sizes.count(-1) <= 1, f"mesh: at most one of data/fsdp/tensor may be -1, got {sizes}")
+    require(all(s == -1 or s >= 1 for s in sizes), f"mesh: sizes must be >= 1 or -1, got {sizes}")
+    known = math.prod(s for s in sizes if s != -1)
+    if -1 in sizes:
+        require(num_devices % known == 0, f"mesh: {sizes} cannot fill {num_devices} devices")
+        sizes[sizes.index(-1)] = num_devices // known
+    require(
+        math.prod(sizes) == num_devices,
+        f"mesh: data={sizes[0]} x fsdp={sizes[1]} x tensor={sizes[2]} = {math.prod(sizes)} devices, but "
+        f"{num_devices} are available; choose sizes whose product is {num_devices} (or set one to -1)",
+    )
+    return tuple(sizes)
+
+
+def mesh_from_config(mesh_config):
+    """The mesh a config's `mesh` section asks for, over every device of every process."""
+    return make_mesh(*mesh_shape(mesh_config, jax.device_count()))
 
 
 def logical_to_spec(logical_axes: Sequence[str | None], shape: Sequence[int], mesh) -> PartitionSpec:
@@ -88,6 +116,13 @@ def data_parallel_size(mesh) -> int:
 def put_sharded(array: np.ndarray, sharding: jax.sharding.Sharding, dtype=None) -> jax.Array:
     """Places a host array (possibly memory-mapped) onto `sharding`, reading and casting only each device's slice."""
     return jax.make_array_from_callback(array.shape, sharding, lambda index: np.asarray(array[index], dtype=dtype))
+
+
+def put_batch(batch: dict[str, np.ndarray], mesh, keys=None) -> dict[str, jax.Array]:
+    """A global batch of host arrays onto the mesh, rows split over the data-parallel devices (each process
+    supplies only the rows its devices hold); with `keys`, only those arrays (the rest stay on the host)."""
+    placement = batch_sharding(mesh)
+    return {k: put_sharded(v, placement) for k, v in batch.items() if keys is None or k in keys}
 
 
 def initialize_distributed(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1) -> None:

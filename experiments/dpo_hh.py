@@ -1,34 +1,34 @@
 """DPO on Anthropic HH-RLHF (harmless-base) pairs: the dialogues are split into the shared prompt and the two
 final assistant answers, which the model's chat template renders.
 
-    python -m alignjax.train --config experiments/dpo_hh.py --config.model.path=/path/to/sft_model \
+    python -m alignjax.run --config experiments/dpo_hh.py --config.model.path=/path/to/sft_model \
         --config.data.path=/path/to/hh_rlhf_harmless_base_train.jsonl.gz
-    python -m alignjax.train --config experiments/dpo_hh.py --config.model.path=/path/to/sft_model \
+    python -m alignjax.run --config experiments/dpo_hh.py --config.model.path=/path/to/sft_model \
         --config.data.source=hf --config.data.path=Anthropic/hh-rlhf
-    python -m alignjax.train --config experiments/dpo_hh.py:smoke   # a new tiny model, 2 steps on the local test split
+    python -m alignjax.run --config experiments/dpo_hh.py:smoke   # a new tiny model, 2 steps on the local test split
 
 `model.path` is the SFT model to align (it is also the frozen reference); its tokenizer needs a chat template.
 """
 
+from alignjax.configs import base_config, parse_variant
 from alignjax.losses import loss_config
-from alignjax.train.defaults import base_config
 
 LOCAL_HH = "../shared/data/hh_rlhf_harmless_base_test.jsonl.gz"  # the project's copy of the test split
 
 
 def get_config(arg=None):
+    variant = parse_variant(arg)
     config = base_config()
+    config.kind = "preference"
     config.loss = loss_config("dpo", beta=0.1)
     config.data.update(source="json", path=LOCAL_HH, format="pairs", seq_len=512, batch_size=32, eval_fraction=0.05)
     config.data.length_bucket = 64  # each batch cut to its longest row: a few compiled shapes, little padding
     config.optim.update(lr=5e-7, warmup_steps=100, schedule="linear", min_lr_ratio=0.0)
     config.train.update(steps=2000, log_every=10, eval_every=200, checkpoint_every=200, workdir="/tmp/alignjax/dpo_hh")
-    config.train.num_samples = 0
-    if arg == "smoke":
+    config.train.answers_to_print = 0
+    if variant.smoke:
         config.model.tokenizer = "builtin:toy_instructions"  # character level: enough to run the pipeline
         config.data.update(seq_len=128, batch_size=8, max_examples=64, on_bad_row="skip")
         config.optim.lr = 1e-4
         config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0)
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r}; expected '' or 'smoke'")
     return config

@@ -1,20 +1,19 @@
-"""SFT of a tiny Llama, trained from scratch on the built-in toy instruction task (the embedded default).
+"""SFT of a tiny Llama, trained from scratch on the built-in toy instruction task.
 
-    python -m alignjax.train --config experiments/sft_toy.py
-    python -m alignjax.train --config experiments/sft_toy.py:smoke      # 2 steps, for tests
+    python -m alignjax.run --config experiments/sft_toy.py
+    python -m alignjax.run --config experiments/sft_toy.py:smoke      # 2 steps, for tests
 
 Runs offline in under a minute on 2 CPU cores; held-out exact match climbs from 0 to over 90%.
 """
 
-from alignjax.train.defaults import base_config
+from alignjax.configs import base_config, parse_variant
 
 
 def get_config(arg=None):
+    variant = parse_variant(arg)
     config = base_config()
     config.train.update(steps=3000, eval_every=500, checkpoint_every=500, workdir="/tmp/alignjax/sft_toy")
-    if arg == "smoke":
-        config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, num_samples=1)
+    if variant.smoke:
+        config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, answers_to_print=1)
         config.data.max_examples = 256
-    elif arg:
-        raise ValueError(f"unknown variant {arg!r}; expected '' or 'smoke'")
     return config

@@ -15,4 +15,4 @@ tpu=$1 zone=$2 experiment=$3
 shift 3
 printf -v overrides ' %q' "$@"
 gcloud compute tpus tpu-vm ssh "$tpu" --zone "$zone" --worker=all --command \
-  "cd ~/alignjax && python -m alignjax.train --config $experiment --config.distributed.enabled=True$overrides"
+  "cd ~/alignjax && python -m alignjax.run --config $experiment --config.distributed.enabled=True$overrides"

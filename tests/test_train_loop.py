@@ -16,11 +16,13 @@ import jax
 import pytest
 
 import alignjax.train.loop as loop_module
-from alignjax.train.config_checks import ConfigValueError, check_config
+from alignjax import kinds
+from alignjax.config_errors import ConfigError
+from alignjax.run import run
+from alignjax.train.config_checks import check_config
 
 from conftest import REPO_ROOT
 
-EXPERIMENTS = sorted(glob.glob(os.path.join(REPO_ROOT, "experiments", "*.py")))
 TOY = os.path.join(REPO_ROOT, "experiments", "sft_toy.py")
 
 
@@ -31,11 +33,21 @@ def _load_experiment(path):
     return module
 
 
+def _experiment_variants():
+    """(file, method) for every experiment file and every method of its `METHODS` table ("" when it has none)."""
+    for path in sorted(glob.glob(os.path.join(REPO_ROOT, "experiments", "*.py"))):
+        methods = getattr(_load_experiment(path), "METHODS", {"": None})
+        yield from ((path, method) for method in methods)
+
+
+EXPERIMENT_VARIANTS = list(_experiment_variants())
+
+
 def _cli(workdir, *overrides, devices=1, env=None):
     """The README's command line, in a fresh process with `devices` simulated CPU devices."""
-    command = [sys.executable, "-m", "alignjax.train", f"--config={TOY}", f"--config.train.workdir={workdir}"]
+    command = [sys.executable, "-m", "alignjax.run", f"--config={TOY}", f"--config.train.workdir={workdir}"]
     command += [
-        "--config.train.num_samples=0", "--config.train.eval_every=0", "--config.train.export_hf=False",
+        "--config.train.answers_to_print=0", "--config.train.eval_every=0", "--config.train.export_hf=False",
         "--config.data.max_examples=2000", *overrides,
     ]
     full_env = {**os.environ, "JAX_NUM_CPU_DEVICES": str(devices), "JAX_PLATFORMS": "cpu", **(env or {})}
@@ -87,19 +99,21 @@ def _losses(workdir):
     return losses
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=os.path.basename)
-def test_every_experiment_runs_its_smallest_variant(path, tmp_path, previous_stages):
+@pytest.mark.parametrize(
+    "path, method", EXPERIMENT_VARIANTS, ids=[f"{os.path.basename(p)}:{m}" for p, m in EXPERIMENT_VARIANTS]
+)
+def test_every_experiment_runs_its_smallest_variant(path, method, tmp_path, previous_stages):
     module = _load_experiment(path)
-    assert module.__doc__ and "python -m alignjax.train" in module.__doc__
-    config = module.get_config("smoke")
+    assert module.__doc__ and "python -m alignjax.run" in module.__doc__
+    config = module.get_config(f"{method},smoke")
     config.train.workdir = str(tmp_path)
     config.mesh.data = 1
     config.mesh.fsdp = jax.device_count()
     if "previous_stage" in config:  # the earlier stage trains first, unless another experiment trained it
         previous = config.previous_stage
         previous.train.workdir = str(previous_stages / os.path.basename(previous.train.workdir))
-    final = loop_module.run(config)
-    if "best_of_n" in config:  # an evaluation: it trains and exports nothing
+    final = run(config)
+    if config.kind == "best_of_n":  # an evaluation: it trains and exports nothing
         assert set(final) >= {"reward@1", "reward@16"} and os.path.exists(tmp_path / "best_of_n.png")
         return
     assert _losses(str(tmp_path))
@@ -116,7 +130,7 @@ def test_one_trace_and_host_syncs_only_when_logging(tmp_path, monkeypatch, train
 
     monkeypatch.setattr(loop_module.jax, "device_get", counting_get)
     config = _load_experiment(TOY).get_config("smoke")
-    config.train.update(workdir=str(tmp_path), steps=9, log_every=3, num_samples=0, export_hf=False)
+    config.train.update(workdir=str(tmp_path), steps=9, log_every=3, answers_to_print=0, export_hf=False)
     config.data.max_examples = 256
     with jax.transfer_guard_device_to_host("disallow"):  # no implicit device-to-host copies anywhere
         loop_module.train(config)
@@ -252,8 +266,35 @@ def test_bad_config_values_name_the_field(field, value, message):
     config = _load_experiment(TOY).get_config()
     section, key = field.split(".")
     config[section][key] = value
-    with pytest.raises(ConfigValueError, match=message):
+    with pytest.raises(ConfigError, match=message):
         check_config(config)
+
+
+@pytest.mark.parametrize(
+    "kind, loss, message",
+    [
+        ("preference", "sft", "set kind='sft'"),
+        ("sft", "dpo", "set kind='preference'"),
+        ("preference", "bradley_terry", "set kind='reward'"),
+        ("sfft", "sft", "kind='sfft' is not a kind of run; expected one of"),
+    ],
+)
+def test_the_kind_of_run_is_named_and_must_fit_the_loss(kind, loss, message):
+    from alignjax.losses import loss_config
+
+    config = _load_experiment(TOY).get_config()
+    config.kind, config.loss = kind, loss_config(loss)
+    with pytest.raises(ConfigError, match=message):
+        kinds.get(config.kind).check(config)
+
+
+def test_a_bad_variant_names_what_the_experiment_accepts():
+    module = _load_experiment(os.path.join(REPO_ROOT, "experiments", "preference_toy.py"))
+    with pytest.raises(ConfigError, match=r"unknown variant 'dpoo': expected .*'ipo'"):
+        module.get_config("dpoo")
+    with pytest.raises(ConfigError, match="unknown variant 'ipo,dpo'"):
+        module.get_config("ipo,dpo")
+    assert module.get_config("ipo,smoke").loss.name == "ipo" and module.get_config("ipo,smoke").train.steps == 2
 
 
 def test_fine_tunes_a_hf_directory_on_a_jsonl_file_without_held_out_data(tmp_path):

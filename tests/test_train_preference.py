@@ -12,14 +12,13 @@ from flax import nnx
 
 import alignjax.train.step as step_module
 from alignjax import losses, sharding
+from alignjax.config_errors import ConfigError
+from alignjax.configs import base_config, toy
 from alignjax.data.batching import trim_to_bucket
 from alignjax.models import ModelConfig, init_model
-from alignjax.train import loop as loop_module
-from alignjax.train.config_checks import ConfigValueError
-from alignjax.train.defaults import base_config, toy_preference_config
+from alignjax.run import run
 from alignjax.train.forward import forward_loss, reference_logps
-from alignjax.train.optimizer import make_optimizer
-from alignjax.train.state import create_train_state, train_state_shardings
+from alignjax.train.trainee import Trainee
 
 MODEL = ModelConfig(
     architecture="LlamaForCausalLM", vocab_size=64, hidden_size=32, intermediate_size=48, num_layers=2,
@@ -78,7 +77,8 @@ def test_reference_in_step_equals_precomputed():
     _, ref_params = _params(1)
     batch = _pairs_batch()
     forward = jax.jit(functools.partial(
-        forward_loss, graphdef=graphdef, objective=losses.objective("dpo"), loss_fn=losses.bind(losses.loss_config("dpo"))
+        forward_loss, graphdef=graphdef, objective=losses.objective("dpo"),
+        loss_fn=losses.bind(losses.loss_config("dpo")),
     ))
     in_step = forward(params, batch, ref_params)
     ref_logps_BK = jax.jit(functools.partial(reference_logps, graphdef=graphdef))(ref_params, batch)
@@ -115,16 +115,14 @@ def test_kl_per_token_is_zero_against_itself_and_positive_otherwise():
 
 def _run_dpo(mesh_shape, steps=2, grad_accum=1):
     mesh = sharding.make_mesh(*mesh_shape, devices=jax.devices()[: int(np.prod(mesh_shape))])
-    graphdef, params = nnx.split(init_model(MODEL, seed=0, mesh=mesh))
     _, ref_params = nnx.split(init_model(MODEL, seed=1, mesh=mesh))
     config = base_config()
     config.optim.warmup_steps = 0
-    optimizer, schedule = make_optimizer(config.optim, 100)
-    shardings = train_state_shardings(params, optimizer, mesh)
-    state = create_train_state(params, optimizer, 0, shardings)
+    trainee = Trainee.create(init_model(MODEL, seed=0, mesh=mesh), config.optim, 100, 0, mesh)
+    state = trainee.state
     step_fn = step_module.jit_train_step(
-        graphdef, losses.objective("dpo"), losses.bind(losses.loss_config("dpo", beta=0.5)), optimizer, schedule,
-        grad_accum, shardings, mesh, shardings.params,
+        trainee.graphdef, losses.objective("dpo"), losses.bind(losses.loss_config("dpo", beta=0.5)), trainee.optimizer,
+        trainee.schedule, grad_accum, trainee.shardings, mesh, trainee.shardings.params,
     )
     placement = sharding.batch_sharding(mesh)
     history = []
@@ -154,14 +152,14 @@ def _losses(workdir):
 def test_precomputed_reference_trains_like_the_reference_in_the_step(tmp_path, previous_stages):
     runs = {}
     for precompute in (False, True):
-        config = toy_preference_config("dpo", "smoke")
+        config = toy.preference("dpo", smoke=True)
         sft = config.previous_stage.train  # the smoke SFT stage: trained here, or by the experiment tests before
         sft.workdir = str(previous_stages / os.path.basename(sft.workdir))
-        config.train.update(workdir=str(tmp_path / f"dpo_{precompute}"), steps=3, num_samples=0, export_hf=False)
+        config.train.update(workdir=str(tmp_path / f"dpo_{precompute}"), steps=3, answers_to_print=0, export_hf=False)
         config.reference.precompute = precompute
         config.train.rule_prompts = 8  # the smoke variant checks none
         config.optim.update(lr=1e-3, warmup_steps=0)  # steps that move the policy away from the reference
-        final = loop_module.run(config)
+        final = run(config)
         assert 0.0 <= final["rule_rate"] <= 1.0 and 0.0 <= final["rewards/accuracy"] <= 1.0
         runs[precompute] = _losses(config.train.workdir)
     assert sorted(runs[True]) == [1, 2, 3]
@@ -172,13 +170,13 @@ def test_precomputed_reference_trains_like_the_reference_in_the_step(tmp_path, p
 
 
 def test_every_stage_is_checked_before_any_trains(tmp_path):
-    config = toy_preference_config("simpo", "smoke")
+    config = toy.preference("simpo", smoke=True)
     config.previous_stage.train.workdir = str(tmp_path / "sft")
     config.reference.precompute = True  # SimPO has no reference
-    with pytest.raises(ConfigValueError, match="uses no reference model"):
-        loop_module.run(config)
+    with pytest.raises(ConfigError, match="uses no reference model"):
+        run(config)
     config.reference.precompute = False
     config.previous_stage.train.export_hf = False  # the DPO stage could not start from it
-    with pytest.raises(ConfigValueError, match="export_hf"):
-        loop_module.run(config)
+    with pytest.raises(ConfigError, match="export_hf"):
+        run(config)
     assert not os.path.exists(tmp_path / "sft")

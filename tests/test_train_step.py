@@ -4,14 +4,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from flax import nnx
 
 import alignjax.train.step as step_module
 from alignjax import losses, sharding
+from alignjax.configs import base_config
 from alignjax.models import ModelConfig, init_model
-from alignjax.train.defaults import base_config
-from alignjax.train.optimizer import learning_rate_schedule, make_optimizer
-from alignjax.train.state import create_train_state, train_state_shardings
+from alignjax.train.optimizer import learning_rate_schedule
+from alignjax.train.trainee import Trainee
 
 MODEL = ModelConfig(
     architecture="LlamaForCausalLM", vocab_size=64, hidden_size=32, intermediate_size=48, num_layers=2,
@@ -33,14 +32,13 @@ def _batch(seed=0, B=8, L=16):
 
 def _run(mesh_shape=(1, 1, 1), grad_accum=1, steps=4, model_cfg=MODEL, vary_batches=True):
     mesh = sharding.make_mesh(*mesh_shape, devices=jax.devices()[: int(np.prod(mesh_shape))])
-    graphdef, params = nnx.split(init_model(model_cfg, seed=0, mesh=mesh))
     config = base_config()
     config.optim.warmup_steps = 0
-    optimizer, schedule = make_optimizer(config.optim, 100)
-    shardings = train_state_shardings(params, optimizer, mesh)
-    state = create_train_state(params, optimizer, 0, shardings)
+    trainee = Trainee.create(init_model(model_cfg, seed=0, mesh=mesh), config.optim, 100, 0, mesh)
+    state = trainee.state
     step_fn = step_module.jit_train_step(
-        graphdef, losses.objective("sft"), losses.get("sft"), optimizer, schedule, grad_accum, shardings, mesh
+        trainee.graphdef, losses.objective("sft"), losses.get("sft"), trainee.optimizer, trainee.schedule, grad_accum,
+        trainee.shardings, mesh,
     )
     placement = sharding.batch_sharding(mesh)
     history = []

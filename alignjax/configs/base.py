@@ -1,17 +1,18 @@
 """The config every experiment starts from: each section with its valid keys and sensible defaults.
 
-Experiment files take `base_config()` and override what they change, so every experiment has the same keys
-and `--config.x.y=v` overrides work the same everywhere.
+Experiment files take `base_config()` (or a recipe of `configs.toy` built on it) and override what they change,
+so every experiment has the same keys and `--config.x.y=v` overrides work the same everywhere.
 """
 
 from ml_collections import ConfigDict
 
 from alignjax.data import sft_data_config
-from alignjax.losses import loss_config, objective
+from alignjax.losses import loss_config
 
 
 def base_config() -> ConfigDict:
     config = ConfigDict()
+    config.kind = "sft"  # the kind of run, one of alignjax.kinds.names(): sft, preference, reward, rl, best_of_n
     config.seed = 0
     config.model = ConfigDict(
         dict(
@@ -63,55 +64,10 @@ def base_config() -> ConfigDict:
             keep_checkpoints=2,
             workdir="/tmp/alignjax/run",
             export_hf=True,
-            num_samples=4,
+            answers_to_print=4,  # held-out prompts whose greedy answers are printed at the end
             rule_prompts=200,  # held-out prompts whose greedy answers are checked by a builtin task's rule; 0: none
         )
     )
     config.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # -1: all remaining devices
     config.distributed = ConfigDict(dict(enabled=False, coordinator_address="", num_processes=0, process_id=-1))
-    return config
-
-
-TOY_WORKDIR = "/tmp/alignjax"
-
-
-def toy_sft_stage(arg=None) -> ConfigDict:
-    """SFT from scratch on the builtin sloppy demonstrations (`toy_demonstrations`): the stage that preference
-    experiments on the toy task start from. Every toy preference experiment shares it (and its workdir), so it is
-    trained once. `arg="smoke"` gives a 2-step version for tests."""
-    config = base_config()
-    config.data.path = "toy_demonstrations"
-    config.train.update(steps=3000, eval_every=0, checkpoint_every=1000, workdir=f"{TOY_WORKDIR}/toy_sft")
-    if arg == "smoke":
-        config.train.update(
-            steps=2, log_every=1, checkpoint_every=0, num_samples=1, rule_prompts=0, workdir=f"{TOY_WORKDIR}/smoke_sft"
-        )
-        config.data.max_examples = 256
-    return config
-
-
-def toy_preference_config(loss: str, arg=None, **hyperparameters) -> ConfigDict:
-    """An experiment on the builtin preference task (`toy_preferences`) with `loss`, after the SFT stage.
-
-    The policy (and the reference, for losses that need one) starts from the SFT stage's export; held-out
-    preference accuracy and the share of greedy answers that follow the task's rule are reported before and after.
-
-    Args:
-        loss: a registered loss name; the data take its example format.
-        arg: the experiment variant: None, or "smoke" for a 2-step run of both stages (tests).
-        **hyperparameters: the loss's hyperparameters that differ from its defaults.
-    """
-    if arg not in (None, "", "smoke"):
-        raise ValueError(f"unknown variant {arg!r}; expected '' or 'smoke'")
-    config = base_config()
-    config.previous_stage = toy_sft_stage(arg)
-    config.model.path = config.previous_stage.train.get_ref("workdir") + "/hf"  # follows workdir overrides
-    config.loss = loss_config(loss, **hyperparameters)
-    config.data.update(path="toy_preferences", format=objective(loss).format)
-    config.optim.update(lr=1e-4, warmup_steps=20, schedule="constant")
-    config.train.update(steps=300, log_every=25, eval_every=100, checkpoint_every=100, workdir=f"{TOY_WORKDIR}/{loss}_toy")
-    if arg == "smoke":
-        config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, num_samples=1, rule_prompts=0)
-        config.train.workdir = f"{TOY_WORKDIR}/smoke_{loss}"
-        config.data.max_examples = 64
     return config

@@ -1,4 +1,4 @@
-"""Training: the train state, optimizer, pure train step, checkpoints, metric writers and the loop.
-
-`python -m alignjax.train --config experiments/<name>.py` runs `alignjax.train.loop.train`.
+"""Training: the trainee (train state, shardings, optimizer), the pure train step, the run scaffold
+(checkpoints, metrics, SIGTERM, export) and the supervised / preference loop (`train.loop.train`), which the
+command line (`alignjax.run`) dispatches to for the `sft`, `preference` and `reward` kinds of run.
 """

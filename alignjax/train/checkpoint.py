@@ -11,7 +11,7 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
-from alignjax.train.state import TrainState
+from alignjax.train.trainee import TrainState
 
 
 class Checkpointer:

@@ -19,19 +19,13 @@ from alignjax.sampling import GREEDY, generate
 from alignjax.train.step import DEVICE_KEYS
 
 
-def put_batch(batch: dict, mesh) -> dict:
-    """The global batch onto the mesh; each process supplies only the rows its devices hold."""
-    placement = sharding.batch_sharding(mesh)
-    return {k: sharding.put_sharded(v, placement) for k, v in batch.items() if k in DEVICE_KEYS}
-
-
 def evaluate(eval_fn, params, ref_params, eval_batches: list[dict], mesh) -> dict[str, float]:
     """The loss and each of its metrics over all eval batches, plus exact match per example for token losses."""
     total = weight = 0.0
     sums: dict[str, float] = {}
     matches = {}
     for batch in eval_batches:
-        out = jax.device_get(eval_fn(params, put_batch(batch, mesh), ref_params))
+        out = jax.device_get(eval_fn(params, sharding.put_batch(batch, mesh, DEVICE_KEYS), ref_params))
         total, weight = total + float(out["total"]), weight + float(out["weight"])
         for name, value in out["metrics"].items():
             sums[name] = sums.get(name, 0.0) + float(value)

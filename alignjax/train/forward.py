@@ -20,6 +20,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from alignjax.losses import LossFn, LossOutput, Objective, Responses, token_logprobs
+from alignjax.losses.kl import exact_kl
 from alignjax.models.reward import last_token_values
 
 SEQUENCE_KEYS = ("tokens", "positions", "segment_ids", "targets", "loss_mask")
@@ -46,9 +47,7 @@ def _kl_per_token(logits_NLV: jax.Array, ref_logits_NLV: jax.Array, rows: dict, 
     Exact on the data's contexts (not a sample estimate), so it is reported whenever the reference runs in the
     step.
     """
-    logp_NLV = jax.nn.log_softmax(logits_NLV.astype(jnp.float32), axis=-1)
-    ref_logp_NLV = jax.nn.log_softmax(ref_logits_NLV.astype(jnp.float32), axis=-1)
-    kl_NL = jnp.sum(jnp.exp(logp_NLV) * (logp_NLV - ref_logp_NLV), axis=-1)
+    kl_NL = exact_kl(logits_NLV, ref_logits_NLV)
     mask_BKL = rows["loss_mask"].reshape(B, K, -1)
     kl_B = jnp.sum(kl_NL.reshape(B, K, -1) * mask_BKL, axis=(1, 2))
     return kl_B / jnp.maximum(jnp.sum(mask_BKL, axis=(1, 2)), 1.0)

@@ -19,16 +19,16 @@ from tqdm import tqdm
 
 from alignjax import sharding
 from alignjax.data import eval_batches as fixed_batches
-from alignjax.train.evaluation import put_batch
 from alignjax.train.forward import reference_logps
+from alignjax.train.step import DEVICE_KEYS
 
 
 @dataclasses.dataclass(frozen=True)
 class ReferenceTables:
-    """The reference's summed response log-probs per example: train [N_train, K] and eval [N_eval, K]."""
+    """The reference's summed response log-probs per example of each split: [U, K] (U: the split's examples)."""
 
-    train_NK: np.ndarray
-    eval_NK: np.ndarray
+    train_UK: np.ndarray
+    eval_UK: np.ndarray
 
     @classmethod
     def compute(cls, graphdef, ref_params: nnx.State, train_iter, eval_batches: list[dict], mesh) -> ReferenceTables:
@@ -54,7 +54,8 @@ class ReferenceTables:
             out = np.zeros((count, K), np.float32)
             for batch in tqdm(batches, desc=f"reference log-probs ({split})", delay=3.0, disable=None):
                 rows = batch["example_index"] >= 0
-                out[batch["example_index"][rows]] = np.asarray(logps(ref_params, put_batch(batch, mesh)))[rows]
+                logps_BK = logps(ref_params, sharding.put_batch(batch, mesh, DEVICE_KEYS))
+                out[batch["example_index"][rows]] = np.asarray(logps_BK)[rows]
             return out
 
         num_eval = sum(int(np.sum(b["example_index"] >= 0)) for b in eval_batches)
@@ -62,7 +63,7 @@ class ReferenceTables:
 
     def attach(self, batch: dict, split: str) -> dict:
         """`batch` with `ref_logps_BK` looked up by its `example_index` (filler rows get zeros)."""
-        table = self.train_NK if split == "train" else self.eval_NK
+        table = self.train_UK if split == "train" else self.eval_UK
         index_B = batch["example_index"]
         ref_BK = np.where((index_B >= 0)[:, None], table[np.maximum(index_B, 0)], 0.0).astype(np.float32)
         return {**batch, "ref_logps_BK": ref_BK}

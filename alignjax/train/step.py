@@ -21,7 +21,7 @@ from jax.sharding import NamedSharding, PartitionSpec
 from alignjax import sharding
 from alignjax.losses import LossFn, Objective
 from alignjax.train.forward import SEQUENCE_KEYS, forward_loss
-from alignjax.train.state import TrainState
+from alignjax.train.trainee import TrainState
 
 # What a step reads from a batch: the sequences, and for [B, K, L] batches the per-response fields. Host-side
 # bookkeeping (`example_index`) stays on the host.

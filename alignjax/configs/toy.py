@@ -1,0 +1,118 @@
+"""Recipes on the builtin toy task: the shared SFT stage, then preference learning, reward models, on-policy RL
+and best-of-n after it.
+
+The SFT stage learns the toy operations (reverse / upper-case / sort a word) from a sloppy demonstrator whose
+answers mostly stop one character early, so its greedy answers mostly break the rule "answer exactly". Every
+later recipe starts from its export (`previous_stage`), and every one of them shares it (and its workdir), so it
+is trained once. `smoke=True` gives a seconds-long version of each, for tests.
+"""
+
+from __future__ import annotations
+
+from ml_collections import ConfigDict
+
+from alignjax.configs.base import base_config
+from alignjax.losses import loss_config, objective
+from alignjax.rl.config import rl_section
+
+WORKDIR = "/tmp/alignjax"
+_KIND_OF_INPUTS = {"tokens": "sft", "responses": "preference", "rewards": "reward"}  # what a loss consumes -> kind
+
+
+def sft_stage(smoke: bool = False) -> ConfigDict:
+    """SFT from scratch on the builtin sloppy demonstrations (`toy_demonstrations`)."""
+    config = base_config()
+    config.data.path = "toy_demonstrations"
+    config.train.update(steps=3000, eval_every=0, checkpoint_every=1000, workdir=f"{WORKDIR}/toy_sft")
+    if smoke:
+        config.train.update(
+            steps=2, log_every=1, checkpoint_every=0, answers_to_print=1, rule_prompts=0, workdir=f"{WORKDIR}/smoke_sft"
+        )
+        config.data.max_examples = 256
+    return config
+
+
+def _after_sft(config: ConfigDict, smoke: bool) -> ConfigDict:
+    """`config` as the stage after the SFT stage, starting from its export (which follows workdir overrides)."""
+    config.previous_stage = sft_stage(smoke)
+    config.model.path = config.previous_stage.train.get_ref("workdir") + "/hf"
+    return config
+
+
+def preference(loss: str, smoke: bool = False, name: str = "", **hyperparameters) -> ConfigDict:
+    """Offline training with `loss` on the builtin preference task (`toy_preferences`), after the SFT stage.
+
+    The policy (and the reference, for losses that need one) starts from the SFT stage's export; held-out
+    preference accuracy and the share of greedy answers that follow the task's rule are reported before and after.
+
+    Args:
+        loss: a registered loss name; the data take its example format, the run its kind.
+        smoke: a 2-step run of both stages (tests).
+        name: the recipe's name in its workdir (`/tmp/alignjax/<name>_toy`); empty: the loss's.
+        **hyperparameters: the loss's hyperparameters that differ from its defaults.
+    """
+    name = name or loss
+    config = _after_sft(base_config(), smoke)
+    config.kind = _KIND_OF_INPUTS[objective(loss).inputs]
+    config.loss = loss_config(loss, **hyperparameters)
+    config.data.update(path="toy_preferences", format=objective(loss).format)
+    config.optim.update(lr=1e-4, warmup_steps=20, schedule="constant")
+    config.train.update(steps=300, log_every=25, eval_every=100, checkpoint_every=100, workdir=f"{WORKDIR}/{name}_toy")
+    if smoke:
+        config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, answers_to_print=1, rule_prompts=0)
+        config.train.workdir = f"{WORKDIR}/smoke_{name}"
+        config.data.max_examples = 64
+    return config
+
+
+def reward_model(smoke: bool = False) -> ConfigDict:
+    """A Bradley-Terry reward model on the preference task: the SFT model with a new scalar head."""
+    config = preference("bradley_terry", smoke)
+    config.optim.lr = 3e-4
+    return config
+
+
+def rl(algorithm: str, smoke: bool = False, loss: str | None = None, **overrides) -> ConfigDict:
+    """On-policy training with `algorithm` on the toy task's prompts, rewarded by `toy_exact`, after the SFT stage.
+
+    Args:
+      algorithm: a registered RL algorithm.
+      smoke: a 2-iteration run of both stages (tests).
+      loss: the offline loss of algorithms that train with one (expert iteration: "sft"; online DPO, RSO: "dpo"...).
+      **overrides: `rl` fields or `rl.algorithm` hyperparameters that differ from the defaults.
+    """
+    config = _after_sft(base_config(), smoke)
+    config.kind = "rl"
+    if loss is None:
+        del config["loss"]
+    else:
+        config.loss = loss_config(loss)
+    config.data.update(path="toy_preferences", format="pairs")
+    config.rl = rl_section(algorithm, max_prompt_len=24, max_new_tokens=8, **overrides)
+    config.optim.update(lr=1e-4, warmup_steps=5, schedule="constant")
+    config.train.update(steps=60, log_every=5, eval_every=10, checkpoint_every=20, workdir=f"{WORKDIR}/{algorithm}_toy")
+    if smoke:
+        config.rl.update(prompts_per_iteration=8, eval_prompts=8)
+        config.train.update(steps=2, log_every=1, eval_every=1, checkpoint_every=0, answers_to_print=1)
+        config.train.workdir = f"{WORKDIR}/smoke_{algorithm}"
+    return config
+
+
+def best_of_n(smoke: bool = False) -> ConfigDict:
+    """Best-of-n: the SFT model samples, the toy reward model (`reward_model`, trained first if its export is
+    missing) selects, and `toy_exact` says whether the kept answers are right."""
+    config = base_config()
+    config.kind = "best_of_n"
+    reward_stage = reward_model(smoke)
+    config.previous_stage = reward_stage
+    config.model.path = reward_stage.previous_stage.train.get_ref("workdir") + "/hf"  # the SFT model samples
+    del config["loss"]
+    config.data.update(path="toy_preferences", format="pairs")
+    config.rl = rl_section(None, max_prompt_len=24, max_new_tokens=8)
+    config.rl.reward.model_path = reward_stage.train.get_ref("workdir") + "/hf"
+    config.best_of_n = ConfigDict(dict(sizes=(1, 2, 4, 8, 16), gold_function="toy_exact"))
+    config.train.workdir = f"{WORKDIR}/best_of_n_toy"
+    if smoke:
+        config.rl.eval_prompts = 8
+        config.train.workdir = f"{WORKDIR}/smoke_best_of_n"
+    return config
