@@ -15,17 +15,20 @@ from flax import nnx
 
 import alignjax.rl.policy_step as policy_step_module
 from alignjax import sharding
+from alignjax.config_errors import ConfigError
+from alignjax.configs import toy
 from alignjax.data.errors import DataError
 from alignjax.models import ModelConfig, RopeConfig, init_model, save_pretrained
-from alignjax.rl import check_rl_config, train_rl
-from alignjax.rl.defaults import toy_rl_config
+from alignjax.rl import algorithms, check_rl_config, rl_section, train_rl
+from alignjax.rl.algorithms import registry
+from alignjax.rl.batches import offline_rows
 from alignjax.rl.prompts import Prompts, load_prompts
 from alignjax.rl.rewards import FunctionScorer
 from alignjax.rl.rollout import RolloutWorker, response_logps
+from alignjax.rl.steps import offline_step
 from alignjax.sampling import SamplingConfig
 from alignjax.sampling.decode import decode
-from alignjax.train.config_checks import ConfigValueError
-from alignjax.train.state import create_train_state, train_state_shardings
+from alignjax.train.trainee import create_train_state, train_state_shardings
 
 from conftest import write_jsonl
 
@@ -43,10 +46,9 @@ def model_dir(tmp_path_factory, tokenizer):
     return path
 
 
-def _config(algorithm, model_dir, workdir, steps=3, **overrides):
-    loss = {"expert_iteration": "sft", "online_dpo": "dpo", "rso": "dpo"}.get(algorithm)
-    config = toy_rl_config(algorithm, loss=loss, prompts_per_iteration=8, samples_per_prompt=2, eval_prompts=8,
-                           **overrides)
+def _config(algorithm, model_dir, workdir, steps=3, loss=None, **overrides):
+    loss = loss or {"expert_iteration": "sft", "online_dpo": "dpo", "rso": "dpo"}.get(algorithm)
+    config = toy.rl(algorithm, loss=loss, prompts_per_iteration=8, samples_per_prompt=2, eval_prompts=8, **overrides)
     del config["previous_stage"]
     config.model.path = model_dir
     config.train.update(steps=steps, log_every=1, eval_every=1, checkpoint_every=2, num_samples=0, export_hf=False,
@@ -91,12 +93,15 @@ def test_rollout_log_probs_rows_and_penalty_line_up_with_the_model(model_dir, to
 def test_each_step_and_the_sampler_compile_once_and_times_are_logged(algorithm, model_dir, tmp_path, monkeypatch,
                                                                      train_step_traces):
     traces, cache_sizes = {"policy_step": 0, "value_step": 0}, []
-    for name in traces:
-        def counting_step(*args, _original=getattr(policy_step_module, name), _name=name, **kwargs):
-            traces[_name] += 1
-            return _original(*args, **kwargs)
+    def counting(name, original):
+        def counting_step(*args, **kwargs):
+            traces[name] += 1
+            return original(*args, **kwargs)
 
-        monkeypatch.setattr(policy_step_module, name, counting_step)
+        return counting_step
+
+    for name in traces:
+        monkeypatch.setattr(policy_step_module, name, counting(name, getattr(policy_step_module, name)))
     original_collect = RolloutWorker.collect
 
     def recording_collect(self, *args, **kwargs):
@@ -106,7 +111,8 @@ def test_each_step_and_the_sampler_compile_once_and_times_are_logged(algorithm, 
 
     monkeypatch.setattr(RolloutWorker, "collect", recording_collect)
     train_rl(_config(algorithm, model_dir, tmp_path, steps=4))
-    assert traces == ({"policy_step": 1, "value_step": 1} if algorithm == "ppo" else {"policy_step": 0, "value_step": 0})
+    expected = 1 if algorithm == "ppo" else 0
+    assert traces == {"policy_step": expected, "value_step": expected}
     assert len(train_step_traces) == (0 if algorithm == "ppo" else 1)
     # Rollouts and greedy evaluations (after every iteration) reuse their compiled decoders.
     assert len(set(cache_sizes)) == 1, cache_sizes
@@ -193,19 +199,59 @@ def test_policy_step_on_eight_devices_equals_one(model_dir):
 def test_bad_rl_config_values_name_the_field(change, message, model_dir, tmp_path):
     config = _config("grpo", model_dir, tmp_path)
     change(config)
-    with pytest.raises(ConfigValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_rl_config(config, jax.device_count())
 
 
 def test_loss_must_fit_the_algorithm(model_dir, tmp_path):
     config = _config("online_dpo", model_dir, tmp_path)
     config.loss.name = "sft"
-    with pytest.raises(ConfigValueError, match="online_dpo trains with a loss on 'pairs'"):
+    with pytest.raises(ConfigError, match="online_dpo trains with a loss on 'pairs'"):
+        check_rl_config(config, jax.device_count())
+
+
+def test_the_registry_lists_the_algorithms_and_refuses_an_unknown_name(model_dir, tmp_path):
+    six = ("ppo", "rloo", "grpo", "expert_iteration", "online_dpo", "rso")
+    assert algorithms.names() == six
+    listed = str(six).replace("(", r"\(").replace(")", r"\)")
+    with pytest.raises(ConfigError, match=rf"unknown algorithm 'nope'; expected one of {listed}"):
+        rl_section("nope")
+    config = _config("grpo", model_dir, tmp_path)
+    config.rl.algorithm.name = "nope"
+    with pytest.raises(ConfigError, match=rf"rl.algorithm.name must be one of {listed}, got 'nope'"):
+        check_rl_config(config, jax.device_count())
+
+
+def _best_only_batch(rollout, algorithm, kl_coef, rng):
+    """Expert iteration on a prompt's best answer only where it beats another answer to the prompt."""
+    B, K = rollout.num_prompts, rollout.samples_per_prompt
+    rewards_BK = rollout.rewards_N.reshape(B, K)
+    best_N = np.arange(B) * K + np.argmax(rewards_BK, axis=1)
+    kept_B = rewards_BK.max(axis=1) > rewards_BK.min(axis=1)
+    rows = {k: v[best_N] for k, v in rollout.rows.items()}
+    batch = offline_rows(rows, rollout.mask_NT[best_N] * kept_B[:, None], rollout.prompt_len)
+    return batch, {"kept_prompts": int(kept_B.sum())}
+
+
+def test_an_algorithm_registered_outside_the_package_trains_without_other_edits(model_dir, tmp_path, monkeypatch):
+    monkeypatch.setattr(registry, "_ALGORITHMS", dict(registry._ALGORITHMS))  # registered for this test only
+    algorithms.register(algorithms.Algorithm(
+        name="best_only", defaults={}, make_batch=_best_only_batch, make_step=offline_step, offline_loss="sft",
+        min_samples_per_prompt=2,
+    ))
+    config = _config("best_only", model_dir, tmp_path, steps=2, loss="sft")
+    assert config.rl.algorithm.to_dict() == {"name": "best_only"}
+    train_rl(config)
+    records = [r for r in _records(tmp_path) if "train/loss" in r]
+    assert [r["step"] for r in records] == [1, 2]
+    assert all(0 <= r["train/kept_prompts"] <= 8 and np.isfinite(r["train/loss"]) for r in records)
+    config.rl.update(samples_per_prompt=1)
+    with pytest.raises(ConfigError, match="best_only compares several answers per prompt"):
         check_rl_config(config, jax.device_count())
 
 
 def test_bad_prompt_rows_are_named(tmp_path, tokenizer):
-    config = toy_rl_config("grpo").data
+    config = toy.rl("grpo").data
     config.update(source="json", eval_fraction=0.0)
     config.path = write_jsonl(tmp_path / "a.jsonl", [{"prompt": "upper: abc"}, {"text": "no prompt"}])
     with pytest.raises(DataError, match=r"a.jsonl line 2: expected an object with a 'prompt' field"):

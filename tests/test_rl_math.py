@@ -7,11 +7,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from alignjax.losses.kl import kl_per_token
 from alignjax.losses.policy_gradient import clipped_policy_loss, clipped_value_loss
 from alignjax.rl.advantages import gae, grpo_advantages, rloo_advantages, whiten
+from alignjax.rl.algorithms.rso import rejection_sample, rso_pairs
 from alignjax.rl.best_of_n import best_of_n_table
-from alignjax.rl.kl import AdaptiveKLController, kl_per_token
-from alignjax.rl.rso import rejection_sample, rso_pairs
+from alignjax.rl.kl import AdaptiveKLController
 
 N, T = 6, 9
 

@@ -1,10 +1,11 @@
-"""From a rollout to the batch an update trains on, one function per kind of update.
+"""From a rollout to the batch an update trains on: the pieces that the algorithms' `make_batch` share.
 
-- `policy_gradient_batch`: per-token advantages for the clipped surrogate: GAE from the value model and a
-  per-token KL penalty (PPO), leave-one-out baselines (RLOO) or group-normalised rewards (GRPO).
-- `best_answer_batch`: expert iteration's SFT rows, each prompt's best answer.
-- `pair_batch`: [B, 2, S] pairs (chosen first) for a preference loss, with the reference's summed log-probs
-  precomputed from the rollout, so the offline train step (`train.step`) trains on them unchanged.
+- Policy-gradient batches (`policy_gradient_rows`, `with_advantages`): the rollout's rows with their old and
+  reference log-probs, and per-token advantages; the KL penalty that PPO and RLOO put in the reward is estimated
+  per sampled token (`sampled_kl_NT`), and a per-answer advantage covers each of its tokens (`spread_over_tokens`).
+- Offline batches: rollout rows as the offline train step's SFT rows (`offline_rows`), and pairs of answers to a
+  prompt as [B, 2, L] preference batches (`pair_batch`) with the reference's summed log-probs precomputed from
+  the rollout, so the offline train step (`train.step`) trains on them unchanged.
 
 All work on host arrays of fixed shapes; rows without a usable answer or pair stay in the batch with no weight,
 so every batch of a run has one shape.
@@ -12,71 +13,62 @@ so every batch of a run has one shape.
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 
-from alignjax.rl.advantages import gae, grpo_advantages, rloo_advantages, whiten
-from alignjax.rl.kl import kl_per_token
+from alignjax.losses.kl import kl_per_token
+from alignjax.rl.advantages import whiten
 from alignjax.rl.rollout import Rollout
 
 
-def policy_gradient_batch(rollout: Rollout, algorithm, kl_coef: float) -> dict[str, np.ndarray]:
-    """The rows, old log-probs and advantages (and for PPO old values and returns) of a PPO-family update.
+def policy_gradient_rows(rollout: Rollout) -> dict[str, np.ndarray]:
+    """The rollout's rows, answer mask, sampling (old) and reference log-probs: what every policy-gradient batch
+    holds besides its advantages."""
+    return {**rollout.rows, "mask_NT": rollout.mask_NT, "old_logps_NT": rollout.logps_NT,
+            "ref_logps_NT": rollout.ref_logps_NT}
 
-    Args:
-      rollout: the scored answers.
-      algorithm: the `rl.algorithm` section (its `name` and hyperparameters).
-      kl_coef: the current KL coefficient of PPO and RLOO, whose KL penalty is part of the reward.
-    """
-    r, mask_NT = rollout, rollout.mask_NT
-    B, K = r.num_prompts, r.samples_per_prompt
-    batch = {**r.rows, "mask_NT": mask_NT, "old_logps_NT": r.logps_NT, "ref_logps_NT": r.ref_logps_NT}
-    if algorithm.name == "ppo":
-        kl_NT = np.asarray(kl_per_token(r.logps_NT, r.ref_logps_NT, algorithm.kl_estimator)) * mask_NT
-        rewards_NT = -kl_coef * kl_NT
-        rewards_NT[np.arange(len(r.lengths_N)), np.maximum(r.lengths_N - 1, 0)] += r.rewards_N
-        advantages_NT, returns_NT = gae(rewards_NT, r.values_NT, mask_NT, gamma=algorithm.gamma, lam=algorithm.lam)
-        batch.update(old_values_NT=r.values_NT, returns_NT=np.asarray(returns_NT))
-    else:
-        rewards_N = r.rewards_N
-        if algorithm.name == "rloo":
-            kl_N = np.sum(np.asarray(kl_per_token(r.logps_NT, r.ref_logps_NT, algorithm.kl_estimator)) * mask_NT, 1)
-            advantages_BK = rloo_advantages((rewards_N - kl_coef * kl_N).reshape(B, K))
-        else:
-            advantages_BK = grpo_advantages(rewards_N.reshape(B, K), scale=algorithm.scale_rewards)
-        advantages_NT = np.asarray(advantages_BK).reshape(-1, 1) * mask_NT
-    if algorithm.get("whiten_advantages", False):
-        advantages_NT = whiten(advantages_NT, mask_NT)
+
+def sampled_kl_NT(rollout: Rollout, estimator: str) -> np.ndarray:
+    """The estimate of KL(policy || reference) carried by each sampled answer token (one of
+    `losses.kl.KL_ESTIMATORS`), 0 after the answer's end, [N, T]."""
+    return np.asarray(kl_per_token(rollout.logps_NT, rollout.ref_logps_NT, estimator)) * rollout.mask_NT
+
+
+def spread_over_tokens(advantages_BK: jax.Array | np.ndarray, mask_NT: np.ndarray) -> np.ndarray:
+    """Per-answer advantages of B prompts x K answers as per-token ones, [N, T]: each answer token carries its
+    answer's advantage."""
+    return np.asarray(advantages_BK).reshape(-1, 1) * mask_NT
+
+
+def with_advantages(
+    batch: dict[str, np.ndarray], advantages_NT, whiten_advantages: bool = False
+) -> dict[str, np.ndarray]:
+    """`batch` (a `policy_gradient_rows` batch) completed with `advantages_NT`, whitened over its answer tokens
+    if `whiten_advantages` (as TRL's PPO trainer does)."""
+    if whiten_advantages:
+        advantages_NT = whiten(advantages_NT, batch["mask_NT"])
     batch["advantages_NT"] = np.asarray(advantages_NT, np.float32)
     return batch
 
 
-def _offline_rows(rows: dict[str, np.ndarray], mask_NT: np.ndarray, prompt_len: int) -> dict[str, np.ndarray]:
-    """Rollout rows as the offline step's sequence arrays: next-token targets, loss on the answer's tokens."""
-    N, S = rows["tokens"].shape
-    T = mask_NT.shape[1]
-    targets_NS = np.concatenate([rows["tokens"][:, 1:], rows["tokens"][:, -1:]], axis=1)
-    loss_mask_NS = np.zeros((N, S), np.float32)
-    loss_mask_NS[:, prompt_len - 1 : prompt_len - 1 + T] = mask_NT  # position s predicts the token at s + 1
-    return {**rows, "targets": targets_NS, "loss_mask": loss_mask_NS}
+def offline_rows(rows: dict[str, np.ndarray], mask_NT: np.ndarray, prompt_len: int) -> dict[str, np.ndarray]:
+    """Rollout rows as the offline step's sequence arrays: next-token targets, loss on the answer's tokens.
 
-
-def best_answer_batch(rollout: Rollout, min_reward: float) -> tuple[dict[str, np.ndarray], int]:
-    """Expert iteration: each prompt's highest-reward answer as an SFT row, [B, S].
-
-    A prompt whose best answer scores below `min_reward` contributes no loss. Returns the batch and how many
-    prompts kept an answer.
+    Args:
+      rows: `tokens`, `positions`, `segment_ids` of N prompt + answer rows, [N, L].
+      mask_NT: 1.0 on the answer tokens to train on (all 0: the row contributes no loss).
+      prompt_len: where the answers start.
     """
-    B, K = rollout.num_prompts, rollout.samples_per_prompt
-    rewards_BK = rollout.rewards_N.reshape(B, K)
-    best_N = np.arange(B) * K + np.argmax(rewards_BK, axis=1)
-    kept_B = rewards_BK.max(axis=1) >= min_reward
-    rows = {k: v[best_N] for k, v in rollout.rows.items()}
-    batch = _offline_rows(rows, rollout.mask_NT[best_N] * kept_B[:, None], rollout.prompt_len)
-    return batch, int(kept_B.sum())
+    N, L = rows["tokens"].shape
+    T = mask_NT.shape[1]
+    targets_NL = np.concatenate([rows["tokens"][:, 1:], rows["tokens"][:, -1:]], axis=1)
+    loss_mask_NL = np.zeros((N, L), np.float32)
+    loss_mask_NL[:, prompt_len - 1 : prompt_len - 1 + T] = mask_NT  # position l predicts the token at l + 1
+    return {**rows, "targets": targets_NL, "loss_mask": loss_mask_NL}
 
 
 def pair_batch(rollout: Rollout, chosen_B: np.ndarray, rejected_B: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
-    """Pairs of answers to each prompt as a [B, 2, S] preference batch, chosen first.
+    """Pairs of answers to each prompt as a [B, 2, L] preference batch, chosen first.
 
     Args:
       rollout: the scored answers.
@@ -92,7 +84,8 @@ def pair_batch(rollout: Rollout, chosen_B: np.ndarray, rejected_B: np.ndarray) -
     rewards_B2 = rollout.rewards_N[rows_B2]
     valid_B = rewards_B2[:, 0] > rewards_B2[:, 1]
     flat_N = rows_B2.reshape(-1)
-    sequences = _offline_rows({k: v[flat_N] for k, v in rollout.rows.items()}, rollout.mask_NT[flat_N], rollout.prompt_len)
+    rows = {k: v[flat_N] for k, v in rollout.rows.items()}
+    sequences = offline_rows(rows, rollout.mask_NT[flat_N], rollout.prompt_len)
     batch = {k: v.reshape(B, 2, -1) for k, v in sequences.items()}
     ref_logps_N = np.sum(rollout.ref_logps_NT * rollout.mask_NT, axis=1)
     batch.update(
@@ -102,9 +95,3 @@ def pair_batch(rollout: Rollout, chosen_B: np.ndarray, rejected_B: np.ndarray) -
         ref_logps_BK=ref_logps_N[rows_B2].astype(np.float32),
     )
     return batch, int(valid_B.sum())
-
-
-def best_worst_pairs(rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
-    """Online DPO's pairs: each prompt's highest-reward answer over its lowest-reward one."""
-    rewards_BK = rollout.rewards_N.reshape(rollout.num_prompts, rollout.samples_per_prompt)
-    return np.argmax(rewards_BK, axis=1), np.argmin(rewards_BK, axis=1)

@@ -18,6 +18,7 @@ from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from alignjax import sharding
+from alignjax.config_errors import require
 from alignjax.models import from_pretrained
 from alignjax.rl.plots import plot_best_of_n
 from alignjax.rl.prompts import load_prompts
@@ -25,7 +26,6 @@ from alignjax.rl.rewards import FunctionScorer, make_scorer
 from alignjax.rl.rollout import RolloutWorker
 from alignjax.sampling import SamplingConfig
 from alignjax.train.build import load_tokenizer
-from alignjax.train.config_checks import ConfigValueError, resolve_mesh_shape
 from alignjax.train.metrics import MetricWriter
 
 TABLE_FILE, PLOT_FILE = "best_of_n.json", "best_of_n.png"
@@ -52,8 +52,8 @@ def best_of_n_table(rewards_BK: np.ndarray, sizes, gold_BK: np.ndarray | None = 
 
 def check_best_of_n_config(config: ConfigDict) -> None:
     sizes = list(config.best_of_n.sizes)
-    if not sizes or any(n < 1 for n in sizes) or sizes != sorted(set(sizes)):
-        raise ConfigValueError(f"best_of_n.sizes must be increasing integers >= 1, got {sizes}")
+    ok = bool(sizes) and all(n >= 1 for n in sizes) and sizes == sorted(set(sizes))
+    require(ok, f"best_of_n.sizes must be increasing integers >= 1, got {sizes}")
 
 
 def run_best_of_n(config: ConfigDict) -> dict[str, float]:
@@ -64,7 +64,7 @@ def run_best_of_n(config: ConfigDict) -> dict[str, float]:
     """
     check_best_of_n_config(config)
     rl, sizes, workdir = config.rl, list(config.best_of_n.sizes), config.train.workdir
-    mesh = sharding.make_mesh(*resolve_mesh_shape(config.mesh, jax.device_count()))
+    mesh = sharding.mesh_from_config(config.mesh)
     tokenizer = load_tokenizer(config)
     _, prompts, _ = load_prompts(config.data, tokenizer, rl.max_prompt_len)
     prompts = prompts.take(range(min(rl.eval_prompts, len(prompts))))
@@ -97,6 +97,7 @@ def run_best_of_n(config: ConfigDict) -> dict[str, float]:
     if jax.process_index() == 0:
         with open(os.path.join(workdir, TABLE_FILE), "w") as f:
             json.dump({"selector": selector, "gold": gold_name, "prompts": len(prompts), "table": table}, f, indent=1)
-        plot_best_of_n(table, os.path.join(workdir, PLOT_FILE), f"best-of-n ({len(prompts)} held-out prompts)", gold_name)
+        title = f"best-of-n ({len(prompts)} held-out prompts)"
+        plot_best_of_n(table, os.path.join(workdir, PLOT_FILE), title, gold_name)
         tqdm.write(f"table and plot saved to {workdir}/{TABLE_FILE}, {workdir}/{PLOT_FILE}")
     return results

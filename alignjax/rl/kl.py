@@ -1,30 +1,14 @@
-"""The KL penalty to the frozen reference: per-token estimators and the adaptive coefficient.
+"""The coefficient of the KL penalty to the frozen reference, fixed or adaptive.
 
-The policy's KL to the reference over a sampled answer is estimated token by token from the two log-probs of
-the sampled tokens (Schulman, "Approximating KL divergence", 2020), with log_ratio = logp - ref_logp:
-
-- k1 = log_ratio: unbiased, but negative on some tokens (the classic RLHF penalty of Ziegler et al. 2019).
-- k3 = exp(-log_ratio) - 1 + log_ratio: unbiased and never negative (GRPO's choice), lower variance when the
-  two policies are close.
+The KL itself is measured in `losses.kl`: estimated per sampled token (k1, k3) for the penalty in the reward or
+the loss, exactly over the vocabulary for the evaluation. Here is how strongly it is penalised: a fixed
+coefficient, or one steered towards a target KL per answer as the policy drifts (Ziegler et al. 2019), whose
+value is checkpointed with the run.
 """
 
 from __future__ import annotations
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-
-KL_ESTIMATORS = ("k1", "k3")
-
-
-def kl_per_token(logps_NT: jax.Array, ref_logps_NT: jax.Array, estimator: str) -> jax.Array:
-    """The estimate of KL(policy || reference) carried by each sampled token (see the module docstring)."""
-    log_ratio_NT = logps_NT - ref_logps_NT
-    if estimator == "k1":
-        return log_ratio_NT
-    if estimator == "k3":
-        return jnp.expm1(-log_ratio_NT) + log_ratio_NT
-    raise ValueError(f"unknown KL estimator {estimator!r}; expected one of {KL_ESTIMATORS}")
 
 
 class AdaptiveKLController:
@@ -37,12 +21,18 @@ class AdaptiveKLController:
 
     with n the rollout's number of answers: the coefficient grows while the policy drifts beyond the target and
     shrinks while it stays within. With `target=0` the coefficient stays fixed.
+
+    Args:
+      coef: the (initial) coefficient.
+      target: the KL per answer to steer towards; 0: fixed.
+      horizon: answers over which the coefficient moves by up to 20%.
     """
 
     def __init__(self, coef: float, target: float = 0.0, horizon: float = 10000.0):
         self.coef, self.target, self.horizon = float(coef), float(target), float(horizon)
 
     def update(self, kl: float, num_answers: int) -> None:
+        """Steers the coefficient after a rollout of `num_answers` answers with mean KL `kl` per answer."""
         if self.target > 0:
             error = float(np.clip(kl / self.target - 1.0, -0.2, 0.2))
             self.coef *= 1.0 + error * num_answers / self.horizon

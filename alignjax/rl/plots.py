@@ -5,7 +5,7 @@ from __future__ import annotations
 import matplotlib
 
 matplotlib.use("Agg")  # files only: runs on headless TPU VMs and CI
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 
 def plot_curves(history: list[dict[str, float]], path: str, title: str) -> None:
@@ -29,7 +29,8 @@ def plot_curves(history: list[dict[str, float]], path: str, title: str) -> None:
     reward_axes.legend()
     sampled = [h for h in rollouts if "kl" in h]
     if sampled:
-        kl_axes.plot([h["iteration"] for h in sampled], [h["kl"] for h in sampled], label="rollout answers (k1)", alpha=0.7)
+        steps, kls = [h["iteration"] for h in sampled], [h["kl"] for h in sampled]
+        kl_axes.plot(steps, kls, label="rollout answers (k1)", alpha=0.7)
     kl_axes.plot([h["iteration"] for h in evals], [h["eval_kl"] for h in evals], "o-", label="held-out greedy (exact)")
     kl_axes.legend()
     kl_axes.set(xlabel="iteration", ylabel="KL(policy || reference) per answer", title="KL to the reference")

@@ -17,10 +17,10 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec
 
 from alignjax import sharding
+from alignjax.losses.kl import kl_per_token
 from alignjax.losses.policy_gradient import clipped_policy_loss, clipped_value_loss
-from alignjax.rl.kl import kl_per_token
 from alignjax.rl.rollout import response_logps, response_values
-from alignjax.train.state import TrainState
+from alignjax.train.trainee import TrainState
 
 POLICY_KEYS = ("tokens", "positions", "segment_ids", "mask_NT", "old_logps_NT", "advantages_NT", "ref_logps_NT")
 VALUE_KEYS = ("tokens", "positions", "segment_ids", "mask_NT", "old_values_NT", "returns_NT")

@@ -11,7 +11,8 @@ Both are wrapped as a `Scorer`, so the rollout code sees one interface: `scorer(
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -56,7 +57,7 @@ class Scorer:
     Args to `__call__`:
       prompts: each answer's prompt as the data gave it.
       answers: the decoded answers.
-      rows: the rollout's token rows on device (`tokens`, `positions`, `segment_ids`, [N', S]), prompt and answer;
+      rows: the rollout's token rows on device (`tokens`, `positions`, `segment_ids`, [N', L]), prompt and answer;
         N' >= N, with rows of padding after the N answers.
     """
 
@@ -77,8 +78,8 @@ class FunctionScorer(Scorer):
 
 @functools.partial(jax.jit, static_argnames="graphdef")
 def _last_token_rewards(params, rows: dict, *, graphdef) -> jax.Array:
-    values_NS = nnx.merge(graphdef, params)(rows["tokens"], rows["positions"], rows["segment_ids"])
-    return last_token_values(values_NS, rows["segment_ids"])
+    values_NL = nnx.merge(graphdef, params)(rows["tokens"], rows["positions"], rows["segment_ids"])
+    return last_token_values(values_NL, rows["segment_ids"])
 
 
 class RewardModelScorer(Scorer):

@@ -25,7 +25,9 @@ import numpy as np
 from flax import nnx
 
 from alignjax import sharding
+from alignjax.data import pad_token_id
 from alignjax.losses import token_logprobs
+from alignjax.losses.kl import exact_kl, kl_per_token
 from alignjax.models import Transformer
 from alignjax.models.shared_prompt import shared_prompt_hidden_states
 from alignjax.rl.prompts import Prompts
@@ -43,8 +45,8 @@ def answer_hidden_states(model: Transformer, rows: dict, *, prompt_len: int, gro
     each group's prompt runs through the model once (`shared_prompt_hidden_states`), with the same result.
     """
     if group_size == 1:
-        h_NSD = model.hidden_states(rows["tokens"], rows["positions"], rows["segment_ids"])
-        return h_NSD[:, prompt_len - 1 : -1]
+        h_NLD = model.hidden_states(rows["tokens"], rows["positions"], rows["segment_ids"])
+        return h_NLD[:, prompt_len - 1 : -1]
     h_GPD, h_NTD = shared_prompt_hidden_states(model, rows, prompt_len=prompt_len, group_size=group_size)
     return jnp.concatenate([jnp.repeat(h_GPD[:, -1:], group_size, axis=0), h_NTD[:, :-1]], axis=1)
 
@@ -76,15 +78,13 @@ def response_values(
 def answer_kl(params, ref_params, rows: dict, *, graphdef: nnx.GraphDef, prompt_len: int) -> jax.Array:
     """Each answer's exact KL(policy || reference), summed over its tokens, [N].
 
-    At every answer position the KL is taken over the whole vocabulary (not estimated from the sampled token), so
-    it measures how far the policy moved on the contexts it produces, without sampling noise.
+    At every answer position the KL is taken over the whole vocabulary (`losses.kl.exact_kl`, not estimated from
+    the sampled token), so it measures how far the policy moved on the contexts it produces, without sampling
+    noise.
     """
-    def answer_logprobs_NTV(p):
-        return jax.nn.log_softmax(answer_logits(p, rows, graphdef=graphdef, prompt_len=prompt_len))
-
-    logp_NTV, ref_logp_NTV = answer_logprobs_NTV(params), answer_logprobs_NTV(ref_params)
-    kl_NT = jnp.sum(jnp.exp(logp_NTV) * (logp_NTV - ref_logp_NTV), axis=-1)
-    return jnp.sum(kl_NT * rows["segment_ids"][:, prompt_len:], axis=-1)
+    logits_NTV = answer_logits(params, rows, graphdef=graphdef, prompt_len=prompt_len)
+    ref_logits_NTV = answer_logits(ref_params, rows, graphdef=graphdef, prompt_len=prompt_len)
+    return jnp.sum(exact_kl(logits_NTV, ref_logits_NTV) * rows["segment_ids"][:, prompt_len:], axis=-1)
 
 
 _jit_answer_kl = jax.jit(answer_kl, static_argnames=("graphdef", "prompt_len"))
@@ -96,10 +96,10 @@ _jit_response_values = jax.jit(response_values, static_argnames=("graphdef", "pr
 class Rollout:
     """N answers (answer j of prompt i at row i * k + j), as host arrays.
 
-    rows: `tokens`, `positions`, `segment_ids`, [N, S] with S = prompt_len + T; padding has segment id 0.
+    rows: `tokens`, `positions`, `segment_ids`, [N, L] with L = prompt_len + T; padding has segment id 0.
     mask_NT: 1.0 on answer tokens (the stop token included), 0.0 after the end.
     logps_NT / ref_logps_NT: log-probs of the answer tokens under the sampling policy / the frozen reference.
-    values_NT: the value model's estimates (PPO), else None.
+    values_NT: the value model's estimates (an algorithm with a value model), else None.
     scores_N: the reward function's or model's score; rewards_N: the score less the missing-EOS penalty.
     stopped_N: whether the answer ended with a stop token; lengths_N: its tokens, stop token included.
     prompt_index_N: which of the iteration's prompts row n answers; answers: the decoded texts.
@@ -125,22 +125,22 @@ class Rollout:
 
     def kl_N(self) -> np.ndarray:
         """Each answer's summed log-ratio to the reference: the k1 estimate of its sequence KL."""
-        return np.sum((self.logps_NT - self.ref_logps_NT) * self.mask_NT, axis=1)
+        return np.sum(kl_per_token(self.logps_NT, self.ref_logps_NT, "k1") * self.mask_NT, axis=1)
 
 
 def token_rows(prompt_ids: list[list[int]], prompt_index_N, tokens_NT, lengths_N, prompt_len: int, pad_id: int):
     """Model inputs for prompt + answer rows: prompts left-padded to `prompt_len`, answers after them."""
     N, T = tokens_NT.shape
-    tokens_NS = np.full((N, prompt_len + T), pad_id, np.int32)
-    real_NS = np.zeros((N, prompt_len + T), bool)
+    tokens_NL = np.full((N, prompt_len + T), pad_id, np.int32)
+    real_NL = np.zeros((N, prompt_len + T), bool)
     for n, p in enumerate(prompt_index_N):
         ids = prompt_ids[p]
-        tokens_NS[n, prompt_len - len(ids) : prompt_len] = ids
-        real_NS[n, prompt_len - len(ids) : prompt_len] = True
-    tokens_NS[:, prompt_len:] = tokens_NT
-    real_NS[:, prompt_len:] = np.arange(T) < np.asarray(lengths_N)[:, None]
-    positions_NS = np.maximum(np.cumsum(real_NS, axis=1) - 1, 0).astype(np.int32)
-    return {"tokens": tokens_NS, "positions": positions_NS, "segment_ids": real_NS.astype(np.int32)}
+        tokens_NL[n, prompt_len - len(ids) : prompt_len] = ids
+        real_NL[n, prompt_len - len(ids) : prompt_len] = True
+    tokens_NL[:, prompt_len:] = tokens_NT
+    real_NL[:, prompt_len:] = np.arange(T) < np.asarray(lengths_N)[:, None]
+    positions_NL = np.maximum(np.cumsum(real_NL, axis=1) - 1, 0).astype(np.int32)
+    return {"tokens": tokens_NL, "positions": positions_NL, "segment_ids": real_NL.astype(np.int32)}
 
 
 class RolloutWorker:
@@ -177,7 +177,7 @@ class RolloutWorker:
         self.max_prompt_len, self.max_new_tokens = max_prompt_len, max_new_tokens
         self.sampling, self.missing_eos_penalty = sampling, missing_eos_penalty
         self.critic_graphdef = critic_graphdef
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        self.pad_id = pad_token_id(tokenizer)
 
     def _sample(self, params, prompts: Prompts, rng, num_samples: int, sampling: SamplingConfig):
         return generate(
@@ -199,11 +199,11 @@ class RolloutWorker:
         `group_size` on each data-parallel device; results computed from the device rows are cut back to the
         real rows."""
         tokens_NT, lengths_N = jax.device_get((sample.tokens, sample.lengths))
-        rows = token_rows(prompts.token_ids, sample.prompt_index, tokens_NT, lengths_N, self.max_prompt_len, self.pad_id)
+        prompt_len, pad_id = self.max_prompt_len, self.pad_id
+        rows = token_rows(prompts.token_ids, sample.prompt_index, tokens_NT, lengths_N, prompt_len, pad_id)
         extra = -len(tokens_NT) % (sharding.data_parallel_size(self.mesh) * group_size)
-        placement = sharding.batch_sharding(self.mesh)
         padded = {k: np.pad(v, ((0, extra), (0, 0))) for k, v in rows.items()}
-        return rows, {k: sharding.put_sharded(v, placement) for k, v in padded.items()}
+        return rows, sharding.put_batch(padded, self.mesh)
 
     def collect(
         self, params, prompts: Prompts, rng: jax.Array, num_samples: int, critic_params=None
@@ -253,6 +253,8 @@ class RolloutWorker:
         the reference (`answer_kl`), and the answers."""
         sample = self._sample(params, prompts, 0, 1, GREEDY)
         _, device_rows = self._device_rows(prompts, sample, 1)
-        kl_N = _jit_answer_kl(params, self.ref_params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len)
+        kl_N = _jit_answer_kl(
+            params, self.ref_params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len
+        )
         scores_N = self.scorer(prompts.values, sample.texts, device_rows)
         return scores_N, np.asarray(jax.device_get(kl_N))[: len(prompts)], sample.texts

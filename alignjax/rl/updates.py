@@ -1,11 +1,10 @@
-"""What an on-policy iteration trains: the updates of each algorithm on its rollout, and their jitted steps.
+"""What an on-policy iteration trains: the algorithm's batch of its rollout, in shuffled mini-batches, with its step.
 
-- PPO, RLOO, GRPO: `rl.epochs` passes over the rollout in `rl.minibatches` shuffled mini-batches of the clipped
-  surrogate (`policy_step`), each holding whole groups of answers to a prompt, so that the prompt runs once per
-  group; PPO also fits its value model on each mini-batch (`value_step`).
-- Expert iteration: SFT on each prompt's best answer; online DPO and RSO: a preference loss (`config.loss`) on
-  pairs of answers. These run the offline train step (`train.step.train_step`) with the reference's log-probs
-  taken from the rollout, so the reference model never runs inside the step.
+The algorithm's record (`rl.algorithms`) says how a rollout becomes a batch and which step trains on it; the
+updater runs `rl.epochs` passes over the batch in `rl.minibatches` shuffled mini-batches. The batch comes in
+groups of `group_size` consecutive entries per prompt (a policy-gradient batch holds all k answers to a prompt,
+an offline one a row or a pair), and mini-batches hold whole groups, so that a step can run each group's prompt
+once.
 
 Every mini-batch has the same shape, so each step compiles once for the whole run. Metrics stay on device until
 the iteration ends and are then averaged over its updates.
@@ -16,16 +15,10 @@ from __future__ import annotations
 import jax
 import numpy as np
 
-from alignjax import losses, sharding
-from alignjax.rl.batches import best_answer_batch, best_worst_pairs, pair_batch, policy_gradient_batch
-from alignjax.rl.policy_step import POLICY_KEYS, VALUE_KEYS, jit_policy_step, jit_value_step
+from alignjax import sharding
+from alignjax.rl import algorithms
 from alignjax.rl.rollout import Rollout
-from alignjax.rl.rso import rso_pairs
-from alignjax.train.step import DEVICE_KEYS, jit_train_step
-
-POLICY_GRADIENT = ("ppo", "rloo", "grpo")
-PAIRWISE = ("online_dpo", "rso")
-ALGORITHMS = POLICY_GRADIENT + ("expert_iteration",) + PAIRWISE
+from alignjax.train.trainee import Trainee
 
 
 def _minibatches(batch: dict[str, np.ndarray], count: int, group_size: int, rng: np.random.Generator):
@@ -39,85 +32,46 @@ def _minibatches(batch: dict[str, np.ndarray], count: int, group_size: int, rng:
         yield {k: v[part] for k, v in batch.items()}
 
 
-def _put(batch: dict[str, np.ndarray], keys, mesh) -> dict:
-    placement = sharding.batch_sharding(mesh)
-    return {k: sharding.put_sharded(v, placement) for k, v in batch.items() if k in keys}
-
-
 def _mean_metrics(metrics: list[dict]) -> dict[str, float]:
     fetched = jax.device_get(metrics)
     return {name: float(np.mean([m[name] for m in fetched])) for name in fetched[0]}
 
 
 class Updater:
-    """Builds the jitted steps an algorithm needs and applies one iteration's updates with them.
+    """Builds the jitted step of `config`'s algorithm and applies one iteration's updates with it.
 
     Args:
-      config: the experiment config (`rl`, `loss`, `optim` sections).
-      graphdef: the policy's structure; optimizer, schedule, shardings: the policy's train state's.
-      mesh: the device mesh.
-      critic: for PPO, (graphdef, optimizer, schedule, shardings) of the value model's train state.
+      config: the experiment config (`rl`, and the `loss` and `optim` sections its step reads).
+      policy: the policy's trainee (its structure, optimizer and state shardings; the states are passed to calls).
+      critic: the value model's trainee, for an algorithm that trains one (`Algorithm.has_critic`).
     """
 
-    def __init__(self, config, graphdef, optimizer, schedule, shardings, mesh, critic=None):
-        self.rl, self.algorithm, self.mesh = config.rl, config.rl.algorithm, mesh
-        name, prompt_len = self.algorithm.name, config.rl.max_prompt_len
-        # the update's rows per prompt: a policy-gradient batch holds all k answers, the others one row or pair
-        self.group_size = config.rl.samples_per_prompt if name in POLICY_GRADIENT else 1
+    def __init__(self, config, policy: Trainee, critic: Trainee | None = None):
+        self.rl, self.hyperparameters, self.mesh = config.rl, config.rl.algorithm, policy.mesh
+        self.algorithm = algorithms.get(self.hyperparameters.name)
+        self.group_size = self.algorithm.group_size(config.rl)
         # The steps run each group's prompt once when every data-parallel device holds whole groups of a mini-batch;
         # otherwise groups would straddle devices, and gathering their prompts would cost more than it saves.
-        whole_groups = config.rl.prompts_per_iteration % (self.rl.minibatches * sharding.data_parallel_size(mesh)) == 0
-        step_group_size = self.group_size if whole_groups else 1
-        if name in POLICY_GRADIENT:
-            self.policy_step = jit_policy_step(
-                graphdef, optimizer, schedule, shardings, mesh, prompt_len=prompt_len, group_size=step_group_size,
-                clip_eps=self.algorithm.clip_eps,
-                kl_coef=self.algorithm.kl_coef if name == "grpo" else 0.0,
-                kl_estimator=self.algorithm.kl_estimator,
-            )
-        else:
-            objective = losses.objective(config.loss.name)
-            self.train_step = jit_train_step(
-                graphdef, objective, losses.bind(config.loss), optimizer, schedule, config.optim.grad_accum,
-                shardings, mesh,
-            )
-        if name == "ppo":
-            critic_graphdef, critic_optimizer, critic_schedule, critic_shardings = critic
-            self.value_step = jit_value_step(
-                critic_graphdef, critic_optimizer, critic_schedule, critic_shardings, mesh,
-                prompt_len=prompt_len, group_size=step_group_size, clip_eps=self.algorithm.value_clip_eps,
-            )
+        split = self.rl.minibatches * sharding.data_parallel_size(self.mesh)
+        whole_groups = config.rl.prompts_per_iteration % split == 0
+        self.step = self.algorithm.make_step(config, policy, critic, self.group_size if whole_groups else 1)
 
     def __call__(self, states: dict, rollout: Rollout, kl_coef: float, rng: np.random.Generator):
-        """Trains on `rollout`; returns the new states ({"policy", and "critic" for PPO}) and the iteration's mean
-        update metrics."""
-        state, critic_state = states["policy"], states.get("critic")
-        name = self.algorithm.name
-        metrics, counts = [], {}
-        if name in POLICY_GRADIENT:
-            prompt_index_GK = rollout.prompt_index_N.reshape(-1, self.group_size)
-            assert np.all(prompt_index_GK == prompt_index_GK[:, :1]), "a group's rows must answer one prompt"
-            batch = policy_gradient_batch(rollout, self.algorithm, kl_coef)
-        elif name == "expert_iteration":
-            batch, counts["kept_prompts"] = best_answer_batch(rollout, self.algorithm.min_reward)
-        else:
-            B, K = rollout.num_prompts, rollout.samples_per_prompt
-            rewards_BK = rollout.rewards_N.reshape(B, K)
-            chosen_B, rejected_B = (
-                best_worst_pairs(rollout) if name == "online_dpo" else rso_pairs(rewards_BK, self.algorithm.beta, rng)
-            )
-            batch, counts["valid_pairs"] = pair_batch(rollout, chosen_B, rejected_B)
+        """Trains on `rollout`; returns the new states ({"policy", and "critic" with a value model}) and the
+        iteration's mean update metrics with the batch's counts.
+
+        Args:
+          states: the train states of the models being trained, by name ("policy", "critic").
+          rollout: the iteration's scored answers.
+          kl_coef: the current KL coefficient (of a KL penalty in the reward).
+          rng: the iteration's host generator (pairs an algorithm draws, then the mini-batches' shuffle).
+        """
+        prompt_index_GK = rollout.prompt_index_N.reshape(-1, rollout.samples_per_prompt)
+        assert np.all(prompt_index_GK == prompt_index_GK[:, :1]), "a group's rows must answer one prompt"
+        batch, counts = self.algorithm.make_batch(rollout, self.hyperparameters, kl_coef, rng)
+        metrics = []
         for _ in range(self.rl.epochs):
             for minibatch in _minibatches(batch, self.rl.minibatches, self.group_size, rng):
-                if name in POLICY_GRADIENT:
-                    state, policy_metrics = self.policy_step(state, _put(minibatch, POLICY_KEYS, self.mesh))
-                    if name == "ppo":
-                        critic_state, value_metrics = self.value_step(
-                            critic_state, _put(minibatch, VALUE_KEYS, self.mesh)
-                        )
-                        policy_metrics = {**policy_metrics, **value_metrics}
-                else:
-                    state, policy_metrics = self.train_step(state, _put(minibatch, DEVICE_KEYS, self.mesh), None)
-                metrics.append(policy_metrics)
-        states = {"policy": state, **({"critic": critic_state} if critic_state is not None else {})}
+                states, step_metrics = self.step(states, minibatch)
+                metrics.append(step_metrics)
         return states, {**_mean_metrics(metrics), **counts}
