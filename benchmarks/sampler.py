@@ -2,9 +2,10 @@
 prompts, same shapes, one run.
 
 On-policy methods spend most of their time sampling, so this is the other number to know besides training
-throughput. For each model the script builds a `transformers` LlamaForCausalLM from a fixed torch seed, saves it to
-a temporary directory with random prompts (numpy seed 1234, token ids in [2, vocab), every row `--prompt-len` tokens
-long, no padding), and runs each framework in a fresh subprocess over every batch size (see `bench_common`):
+throughput. For each model the benchmark builds a `transformers` LlamaForCausalLM from a fixed torch seed, saves it
+to a temporary directory with random prompts (numpy seed 1234, token ids in [2, vocab), every row `--prompt-len`
+tokens long, no padding), and runs each framework in a fresh subprocess over every batch size (see
+`benchmarks.harness`):
 
   alignjax:     `alignjax.sampling.generate` on `alignjax.models.from_pretrained` (prefill + a `while_loop` of
                 decode steps in one compiled program), `stop_tokens=[]`;
@@ -27,9 +28,9 @@ are not powers of two cost it the padding rows. `peak_rss_mib` is the worker's h
 batches run in increasing order in one process); `cpu_util_cores` is CPU seconds per wall second over the timed
 calls. `--repeats` alternates the frameworks and each ratio uses each framework's best run.
 
-    python scripts/bench_sampler.py                                         # 25m, batches 8 and 32, greedy
-    python scripts/bench_sampler.py --models tiny --batch-sizes 4 --new-tokens 16 --calls 2
-    python scripts/bench_sampler.py --batch-sizes 1,8,32 --repeats 3 --mode sample
+    python -m benchmarks.sampler                                            # 25m, batches 8 and 32, greedy
+    python -m benchmarks.sampler --models tiny --batch-sizes 4 --new-tokens 16 --calls 2
+    python -m benchmarks.sampler --batch-sizes 1,8,32 --repeats 3 --mode sample
 
 Results with machine and date go in benchmarks/RESULTS.md.
 """
@@ -38,61 +39,63 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import statistics
-import tempfile
 import time
 
 import numpy as np
-from bench_common import (
-    DATA_SEED,
-    LLAMAS,
-    add_worker_arguments,
-    cpu_s,
-    jax_environment,
-    load_json,
-    peak_rss_mib,
-    prepare_workdir,
-    run_alternating,
-    save_json,
-    save_llama,
-    torch_environment,
-    torch_sync,
-)
 
-FRAMEWORKS = ("alignjax", "transformers")
+from benchmarks import alignjax_side, harness, peers
+from benchmarks.harness import DATA_SEED, LLAMAS, cpu_s, pick
+
+MODELS = LLAMAS
 MODES = ("greedy", "sample")
 WARMUP_NEW_TOKENS = 8  # transformers' untimed warm-up call
 
 
+def _batch_sizes(text: str) -> list[int]:
+    """`--batch-sizes`: comma-separated, deduplicated and sorted (the workers run them in increasing order)."""
+    sizes = sorted({int(b) for b in text.split(",") if b})
+    if not sizes or sizes[0] < 1:
+        raise argparse.ArgumentTypeError(f"need positive batch sizes, got {text!r}")
+    return sizes
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--batch-sizes", type=_batch_sizes, default="8,32", help="comma-separated rows per call")
+    parser.add_argument("--prompt-len", type=int, default=64, help="tokens per prompt")
+    parser.add_argument("--new-tokens", type=int, default=128, help="tokens generated per row")
+    parser.add_argument(
+        "--mode", choices=MODES, default="greedy", help="greedy decoding, or sampling at temperature 1 without filters"
+    )
+    parser.add_argument("--calls", type=int, default=3, help="timed generate calls per batch size and worker")
+
+
+def check(args) -> None:
+    if min(args.prompt_len, args.new_tokens, args.calls) < 1:
+        raise SystemExit("need --prompt-len, --new-tokens and --calls >= 1")
+
+
 # ---------------------------------------------------------------------------------------------------------------
-# Parent: the shared weights and prompts, the workers, the ratios.
+# Prepare: the shared weights and prompts.
 
 
 def prepare(workdir: str, args) -> dict:
-    """Writes the model (HF format), the prompts and the run's settings into `workdir`; returns the settings."""
+    """Writes the model (HF format) and the prompts into `workdir`; returns the run's settings."""
     max_positions = max(args.prompt_len + args.new_tokens, 2048)
-    model = save_llama(os.path.join(workdir, "model"), LLAMAS[args.model], max_positions)
+    model = peers.save_llama(os.path.join(workdir, "model"), MODELS[args.model], max_positions)
     vocab = model.config.vocab_size
     # One set of prompts; each batch takes its first rows.
     prompts = np.random.default_rng(DATA_SEED).integers(
         2, vocab, size=(max(args.batch_sizes), args.prompt_len), dtype=np.int32
     )
     np.save(os.path.join(workdir, "prompts.npy"), prompts)
-    settings = dict(
+    return dict(
         model=args.model,
         vocab=vocab,
-        n_params=sum(p.numel() for p in model.parameters()),
-        batch_sizes=args.batch_sizes,
-        prompt_len=args.prompt_len,
-        new_tokens=args.new_tokens,
-        mode=args.mode,
-        calls=args.calls,
-        threads=args.threads,
+        n_params=peers.n_params(model),
+        **pick(args, "batch_sizes", "prompt_len", "new_tokens", "mode", "calls", "threads"),
     )
-    save_json(workdir, "settings.json", settings)
-    return settings
 
 
 def _tokens_path(workdir: str, framework: str, batch: int) -> str:
@@ -100,17 +103,15 @@ def _tokens_path(workdir: str, framework: str, batch: int) -> str:
     return os.path.join(workdir, f"{framework}_{batch}.npy")
 
 
-def ratio_record(ours: dict, theirs: dict, workdir: str) -> dict:
-    """alignjax / transformers for one batch size; in greedy mode, how many rows both generated alike."""
-    record = {
-        "model": ours["model"],
-        "batch": ours["batch"],
-        "mode": ours["mode"],
-        "ratio": "alignjax/transformers",
-        "tokens_per_s_ratio": round(ours["tokens_per_s"] / theirs["tokens_per_s"], 3),
-        "tokens_per_s_best_ratio": round(ours["tokens_per_s_best"] / theirs["tokens_per_s_best"], 3),
-        "peak_rss_ratio": round(ours["peak_rss_mib"] / theirs["peak_rss_mib"], 3),
-    }
+def ratio(ours: dict, theirs: dict, workdir: str) -> dict:
+    """In greedy mode, also how many rows both generated alike."""
+    record = harness.ratios(
+        ours,
+        theirs,
+        tokens_per_s_ratio="tokens_per_s",
+        tokens_per_s_best_ratio="tokens_per_s_best",
+        peak_rss_ratio="peak_rss_mib",
+    )
     if ours["mode"] == "greedy":
         same_N = np.all(
             np.load(_tokens_path(workdir, "alignjax", ours["batch"]))
@@ -143,32 +144,22 @@ def _record(framework: str, settings: dict, batch: int, seconds: list[float], cp
     new_tokens = batch * settings["new_tokens"]
     median_s = statistics.median(seconds)
     return {
-        "model": settings["model"],
-        "framework": framework,
+        **harness.record_head(framework, settings),
         "batch": batch,
-        "prompt_len": settings["prompt_len"],
-        "new_tokens": settings["new_tokens"],
-        "mode": settings["mode"],
-        "n_params": settings["n_params"],
+        **pick(settings, "prompt_len", "new_tokens", "mode", "n_params"),
         "calls": len(seconds),
         "tokens_per_s": round(new_tokens / median_s, 1),
         "tokens_per_s_best": round(new_tokens / min(seconds), 1),
         "call_s_median": round(median_s, 4),
         "ms_per_step": round(1e3 * median_s / settings["new_tokens"], 3),
         **extra,
-        # Cores kept busy over the timed calls; well below the core count means waiting, or another process
-        # competing for the CPU (`loadavg_1m` counts this run's own threads too).
-        "cpu_util_cores": round(cpu_util, 2),
-        "loadavg_1m": round(os.getloadavg()[0], 2),
-        "peak_rss_mib": round(peak_rss_mib(), 1),
+        **harness.load_fields(cpu_util),
     }
 
 
 def worker_alignjax(workdir: str, settings: dict):
     """Yields one record per batch size; saves each batch's tokens of the last call."""
-    from alignjax.host_memory import keep_freed_host_memory
-
-    keep_freed_host_memory()  # first, as alignjax's command-line entry points do
+    alignjax_side.start("jax", "alignjax.models", "alignjax.sampling")  # no setup to time here
     import jax
 
     from alignjax.models import from_pretrained
@@ -177,7 +168,7 @@ def worker_alignjax(workdir: str, settings: dict):
     model = from_pretrained(os.path.join(workdir, "model"))
     config = GREEDY if settings["mode"] == "greedy" else SamplingConfig(temperature=1.0)
     prompts = np.load(os.path.join(workdir, "prompts.npy"))
-    environment = jax_environment()
+    environment = alignjax_side.environment()
 
     def sample(rows: list[list[int]]):
         out = generate(
@@ -209,16 +200,14 @@ def worker_alignjax(workdir: str, settings: dict):
 def worker_transformers(workdir: str, settings: dict):
     """Yields one record per batch size; saves each batch's tokens of the last call."""
     import torch
-    import transformers
 
-    torch.set_num_threads(settings["threads"])
+    peers.set_threads(settings["threads"])
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    path = os.path.join(workdir, "model")
-    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(device).eval()
+    model = peers.load_model(workdir).to(device).eval()
     # Sampling from the plain softmax, as alignjax's SamplingConfig(temperature=1.0): no default top-k of 50.
-    strategy = dict(do_sample=False) if settings["mode"] == "greedy" else dict(do_sample=True, top_k=0)
+    strategy = {"do_sample": False} if settings["mode"] == "greedy" else {"do_sample": True, "top_k": 0}
     prompts = torch.from_numpy(np.load(os.path.join(workdir, "prompts.npy"))).long()
-    environment = torch_environment(model)
+    environment = peers.environment(model)
 
     def sample(input_ids, new_tokens: int = settings["new_tokens"]):
         torch.manual_seed(0)  # the same draws in every call, as alignjax's fixed rng
@@ -232,7 +221,7 @@ def worker_transformers(workdir: str, settings: dict):
                 pad_token_id=0,
                 **strategy,
             )
-        torch_sync()
+        peers.torch_sync()
         return out[:, input_ids.shape[1] :]
 
     for batch in settings["batch_sizes"]:
@@ -243,59 +232,7 @@ def worker_transformers(workdir: str, settings: dict):
         yield _record("transformers", settings, batch, seconds, cpu_util, {"compile_s": 0.0, **environment})
 
 
-def _batch_sizes(text: str) -> list[int]:
-    """`--batch-sizes`: comma-separated, deduplicated and sorted (the workers run them in increasing order)."""
-    sizes = sorted({int(b) for b in text.split(",") if b})
-    if not sizes or sizes[0] < 1:
-        raise argparse.ArgumentTypeError(f"need positive batch sizes, got {text!r}")
-    return sizes
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", default="25m", help=f"comma-separated, from {sorted(LLAMAS)}")
-    parser.add_argument(
-        "--frameworks", default=",".join(FRAMEWORKS), help=f"comma-separated, from {','.join(FRAMEWORKS)}"
-    )
-    parser.add_argument("--batch-sizes", type=_batch_sizes, default="8,32", help="comma-separated rows per call")
-    parser.add_argument("--prompt-len", type=int, default=64, help="tokens per prompt")
-    parser.add_argument("--new-tokens", type=int, default=128, help="tokens generated per row")
-    parser.add_argument(
-        "--mode", choices=MODES, default="greedy", help="greedy decoding, or sampling at temperature 1 without filters"
-    )
-    parser.add_argument("--calls", type=int, default=3, help="timed generate calls per batch size and worker")
-    parser.add_argument("--threads", type=int, default=2, help="torch.set_num_threads for transformers")
-    add_worker_arguments(parser, FRAMEWORKS)
-    args = parser.parse_args()
-
-    if args._worker:
-        if args._worker == "prepare":
-            saved = argparse.Namespace(**load_json(args._workdir, "args.json"))
-            print(json.dumps(prepare(args._workdir, saved)), flush=True)
-            return
-        worker = worker_alignjax if args._worker == "alignjax" else worker_transformers
-        for record in worker(args._workdir, load_json(args._workdir, "settings.json")):
-            print(json.dumps(record), flush=True)
-        return
-
-    frameworks = [f for f in args.frameworks.split(",") if f]
-    if any(f not in FRAMEWORKS for f in frameworks):
-        raise SystemExit(f"unknown framework in {frameworks}; choose from {FRAMEWORKS}")
-    if min(args.prompt_len, args.new_tokens, args.calls) < 1:
-        raise SystemExit("need --prompt-len, --new-tokens and --calls >= 1")
-    for name in args.models.split(","):
-        if name not in LLAMAS:
-            raise SystemExit(f"unknown model {name!r}; choose from {sorted(LLAMAS)}")
-        with tempfile.TemporaryDirectory(prefix=f"bench_sampler_{name}_") as workdir:
-            prepare_workdir(__file__, workdir, dict(vars(args), model=name))
-            best = run_alternating(
-                __file__, frameworks, args.repeats, workdir, key=lambda record: (record["framework"], record["batch"])
-            )
-            if set(frameworks) == set(FRAMEWORKS):
-                for batch in args.batch_sizes:
-                    ratio = ratio_record(best["alignjax", batch], best["transformers", batch], workdir)
-                    print(json.dumps({**ratio, "of": f"best of {args.repeats}"}), flush=True)
-
+BENCHMARK = harness.Benchmark.of(globals(), peer="transformers", default_models="25m", group=("batch", "mode"))
 
 if __name__ == "__main__":
-    main()
+    harness.main(BENCHMARK)
