@@ -3,15 +3,14 @@
 XLA:CPU allocates an executable's temporaries with the C allocator at every execution and frees them at its
 end: for a train step, hundreds of MiB (the activations kept for the backward pass). glibc serves blocks that
 large with a fresh `mmap` and unmaps them on `free`, so every step faults each page back in and the kernel zeroes
-it. A 25M-parameter model's forward + backward on 32 x 64 tokens took 173k page faults and 0.4 s of kernel time
-per 1.06 s step; kept as below, the same step takes 0.80 s with a few hundred faults.
+it: a large share of a small model's step goes to the kernel (the measurements are in benchmarks/RESULTS.md).
 
 `keep_freed_host_memory()` tells glibc not to serve blocks by `mmap` from the main heap (the one the program's first
 thread allocates from) nor to trim it (unless 2 GiB at its top are free), and has JAX run each computation on the
 thread that calls it (`jax_cpu_enable_async_dispatch=False`), so that XLA's temporaries come from that heap: blocks
 freed by one step are reused by the next. (Blocks allocated on JAX's worker threads would come from their own
 arenas, whose heaps are at most 64 MiB, so a large block would be mapped and unmapped anyway; forcing every thread
-onto one arena instead made compile-heavy runs, such as the toy experiments and the tests, 10-15% slower.) It must
+onto one arena instead made compile-heavy runs, such as the toy experiments and the tests, slower.) It must
 run before JAX starts its backend, so the command-line entry points call it first. The price: the process keeps its
 peak host memory, and a jitted call returns when its result is ready rather than at once (on CPU the caller has no
 other cores to run on meanwhile). It applies only when the process can run on nothing but the CPU

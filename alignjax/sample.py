@@ -49,7 +49,9 @@ class TextStreamer:
 
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", required=True, help="a local Hugging Face model directory (config, weights, tokenizer)")
+    parser.add_argument(
+        "--model", required=True, help="a local Hugging Face model directory (config, weights, tokenizer)"
+    )
     parser.add_argument("--prompt", action="append", required=True, help="text to continue; repeat for several")
     parser.add_argument("--chat", action="store_true", help="wrap each prompt as a user turn with the chat template")
     parser.add_argument("--max-new-tokens", type=int, default=128)
@@ -84,9 +86,10 @@ def main(argv=None) -> int:
     if streaming:
         print(tokenizer.decode(prompts[0], skip_special_tokens=True), end=separator, flush=True)
     started = time.perf_counter()
+    stream = TextStreamer(tokenizer, prompts[0]) if streaming else None
     out = generate(
         model, prompts, rng=args.seed, max_new_tokens=args.max_new_tokens, config=config,
-        num_samples=args.num_samples, tokenizer=tokenizer, stream=TextStreamer(tokenizer, prompts[0]) if streaming else None,
+        num_samples=args.num_samples, tokenizer=tokenizer, stream=stream,
     )
     lengths = jax.device_get(out.lengths)
     seconds = time.perf_counter() - started
@@ -95,7 +98,8 @@ def main(argv=None) -> int:
     else:
         for row, text in enumerate(out.texts):
             prompt_text = tokenizer.decode(prompts[out.prompt_index[row]], skip_special_tokens=True)
-            print(f"--- prompt {out.prompt_index[row]}, sample {row % args.num_samples}\n{prompt_text}{separator}{text}")
+            header = f"--- prompt {out.prompt_index[row]}, sample {row % args.num_samples}"
+            print(f"{header}\n{prompt_text}{separator}{text}")
     total = int(lengths.sum())
     print(f"[{total} tokens in {seconds:.2f}s, {total / seconds:.1f} tokens/s, compile included]", file=sys.stderr)
     return 0

@@ -1,8 +1,8 @@
 """Checks that alignjax reads a Hugging Face checkpoint exactly as `transformers` does.
 
-Loads the same directory in both, compares next-token logits on a prompt, decodes greedily with each (ours: the KV-cache sampler) and
-prints both continuations. Exits non-zero when they disagree, so it doubles as a check for any checkpoint a
-researcher brings. Needs PyTorch (`pip install -e ".[test]"`).
+Loads the same directory in both, compares next-token logits on a prompt, decodes greedily with each (ours: the
+KV-cache sampler) and prints both continuations. Exits non-zero when they disagree, so it doubles as a check for
+any checkpoint a researcher brings. Needs PyTorch (`pip install -e ".[test]"`).
 
     python scripts/compare_with_transformers.py --model /tmp/stories260K --prompt "Once upon a time" --new-tokens 40
 """

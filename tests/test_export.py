@@ -6,9 +6,10 @@ import os
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hf_tiny import hf_logits, random_batch, save_hf_model, transformers
 
 from alignjax.models import from_pretrained, save_pretrained
+
+from hf_tiny import hf_logits, random_batch, save_hf_model, transformers
 
 TOL = 1e-4
 

@@ -5,11 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
-from hf_tiny import random_batch, save_hf_model
 from jax.sharding import PartitionSpec as P
 
 from alignjax import sharding
 from alignjax.models import from_pretrained, init_model, load_config
+
+from hf_tiny import random_batch, save_hf_model
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +46,7 @@ def test_params_are_sharded_as_the_rules_say(checkpoint, mesh):
     assert shard_shapes == {(q.shape[0] // 2, q.shape[1] // 2, q.shape[2])}
 
 
+@pytest.mark.slow
 def test_sharded_logits_equal_single_device(checkpoint, mesh):
     single = from_pretrained(checkpoint)
     sharded = from_pretrained(checkpoint, mesh=mesh)
@@ -62,6 +64,7 @@ def test_sharded_logits_equal_single_device(checkpoint, mesh):
     np.testing.assert_allclose(np.asarray(jitted), expected, atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_random_init_is_born_sharded(checkpoint, mesh):
     cfg = load_config(checkpoint)
     model = init_model(cfg, seed=1, mesh=mesh)

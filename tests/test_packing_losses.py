@@ -3,6 +3,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from flax import nnx
 
 from alignjax.data import encode_chat, load_builtin_tokenizer
@@ -26,6 +27,7 @@ def _per_segment_nll(model, batch) -> dict[tuple[int, int], float]:
     return sums
 
 
+@pytest.mark.slow
 def test_packed_and_unpacked_per_example_losses_agree():
     tokenizer = load_builtin_tokenizer("toy_instructions")
     words = ["cat", "horse", "zebra", "ox", "lemon", "quartz", "jam", "bicycle", "fig", "kiwi", "plum", "yak"]

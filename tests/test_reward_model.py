@@ -122,6 +122,7 @@ def mesh():
     return sharding.make_mesh(data=2, fsdp=2, tensor=2, devices=jax.devices()[:8])
 
 
+@pytest.mark.slow
 def test_sharded_rewards_equal_single_device(tmp_path, mesh):
     make_hf_reward_model("qwen2").save_pretrained(tmp_path)
     single = reward_model_from_pretrained(str(tmp_path))

@@ -61,6 +61,7 @@ def _records(workdir):
         return [json.loads(line) for line in f]
 
 
+@pytest.mark.slow
 def test_rollout_log_probs_rows_and_penalty_line_up_with_the_model(model_dir, tokenizer):
     from alignjax.models import from_pretrained
 
@@ -89,6 +90,7 @@ def test_rollout_log_probs_rows_and_penalty_line_up_with_the_model(model_dir, to
     assert not rollout.stopped_N.all()  # a random model rarely ends within 6 tokens: the penalty is exercised
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("algorithm", ["ppo", "online_dpo"])
 def test_each_step_and_the_sampler_compile_once_and_times_are_logged(algorithm, model_dir, tmp_path, monkeypatch,
                                                                      train_step_traces):
@@ -126,6 +128,7 @@ def test_each_step_and_the_sampler_compile_once_and_times_are_logged(algorithm, 
     assert os.path.exists(tmp_path / "curve.png")
 
 
+@pytest.mark.slow
 def test_sigterm_then_rerun_repeats_the_uninterrupted_run(model_dir, tmp_path, monkeypatch):
     train_rl(_config("grpo", model_dir, tmp_path / "straight", steps=4))
     original_collect, calls = RolloutWorker.collect, []
@@ -149,6 +152,7 @@ def test_sigterm_then_rerun_repeats_the_uninterrupted_run(model_dir, tmp_path, m
             assert resumed[step][key] == pytest.approx(straight[step][key], abs=1e-6), (step, key)
 
 
+@pytest.mark.slow
 def test_policy_step_on_eight_devices_equals_one(model_dir):
     from alignjax.models import from_pretrained
     from alignjax.rl.policy_step import jit_policy_step
@@ -233,6 +237,7 @@ def _best_only_batch(rollout, algorithm, kl_coef, rng):
     return batch, {"kept_prompts": int(kept_B.sum())}
 
 
+@pytest.mark.slow
 def test_an_algorithm_registered_outside_the_package_trains_without_other_edits(model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "_ALGORITHMS", dict(registry._ALGORITHMS))  # registered for this test only
     algorithms.register(algorithms.Algorithm(

@@ -26,11 +26,12 @@ def test_several_prompts_and_samples_are_listed(stories260k_dir, capsys):
         "--top-k", "20", "--max-new-tokens", "8", "--seed", "3",
     ])
     out = capsys.readouterr().out
-    for header in ("--- prompt 0, sample 0", "--- prompt 0, sample 1", "--- prompt 1, sample 0", "--- prompt 1, sample 1"):
+    for header in (f"--- prompt {p}, sample {s}" for p in (0, 1) for s in (0, 1)):
         assert header in out
     assert "\nA cat" in out
 
 
+@pytest.mark.slow
 def test_python_dash_m_entry_point(stories260k_dir):
     import subprocess
     import sys

@@ -116,6 +116,7 @@ def test_greedy_equals_transformers_on_stories260k(stories260k_dir):
     assert stories.texts[0].startswith(", there was a little girl named Lily")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config", [SamplingConfig(), SamplingConfig(temperature=0.7, top_k=5), GREEDY], ids=["t1", "t0.7-top5", "greedy"]
 )
@@ -155,6 +156,7 @@ def chi_square_pvalue(counts, probs):
     return scipy.stats.chisquare(observed, expected).pvalue
 
 
+@pytest.mark.slow
 def test_temperature_one_samples_the_softmax(llama):
     prompt = random_prompts(llama.config.vocab_size, lengths=(6,))[0]
     probs = np.exp(full_forward_logprobs(llama, [prompt], np.zeros((1, 1), np.int32))[0, 0]).astype(np.float64)
@@ -165,6 +167,7 @@ def test_temperature_one_samples_the_softmax(llama):
     assert chi_square_pvalue(hotter, probs) < 1e-6
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "config",
     [SamplingConfig(top_k=3), SamplingConfig(top_p=0.5), SamplingConfig(min_p=0.2), SamplingConfig(top_k=8, top_p=0.7)],
@@ -234,6 +237,7 @@ def test_same_key_same_samples(llama):
     np.testing.assert_array_equal(first[:3], sample(jax.random.key(11), prompts[:1]))
 
 
+@pytest.mark.slow
 def test_stop_tokens_per_row_and_early_exit(llama):
     prompts = random_prompts(llama.config.vocab_size)
     greedy = np.asarray(generate(llama, prompts, max_new_tokens=12, config=GREEDY).tokens)

@@ -40,6 +40,7 @@ def _rows(rng):
     return {k: jnp.asarray(v) for k, v in rows.items()}, (np.arange(T) < lengths_N[:, None])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_shared_prompt_logits_and_gradients_equal_the_full_rows(variant):
     model = _model(**VARIANTS[variant])
@@ -64,6 +65,7 @@ def test_shared_prompt_logits_and_gradients_equal_the_full_rows(variant):
         np.testing.assert_allclose(shared, plain, atol=1e-4, rtol=1e-4, err_msg=jax.tree_util.keystr(path[0]))
 
 
+@pytest.mark.slow
 def test_rows_must_split_into_groups():
     model = _model()
     graphdef, params = nnx.split(model)
@@ -72,6 +74,7 @@ def test_rows_must_split_into_groups():
         answer_logits(params, rows, graphdef=graphdef, prompt_len=PROMPT_LEN, group_size=5)
 
 
+@pytest.mark.slow
 def test_shared_prompt_values_of_a_value_model_equal_the_full_rows():
     critic = RewardModel(_model(), rngs=nnx.Rngs(1))
     graphdef, params = nnx.split(critic)

@@ -99,6 +99,7 @@ def _losses(workdir):
     return losses
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "path, method", EXPERIMENT_VARIANTS, ids=[f"{os.path.basename(p)}:{m}" for p, m in EXPERIMENT_VARIANTS]
 )
@@ -120,6 +121,7 @@ def test_every_experiment_runs_its_smallest_variant(path, method, tmp_path, prev
     assert os.path.exists(tmp_path / "hf" / "config.json")
 
 
+@pytest.mark.slow
 def test_one_trace_and_host_syncs_only_when_logging(tmp_path, monkeypatch, train_step_traces):
     fetches = []
     original_get = jax.device_get
@@ -151,6 +153,7 @@ def one_device_run(tmp_path_factory):
     run.stop()
 
 
+@pytest.mark.slow
 def test_eight_devices_give_the_same_losses_as_one(tmp_path, one_device_run):
     eight = _Cli(
         tmp_path / "eight", *MESH_RUN, "--config.train.checkpoint_every=0", "--config.mesh.data=2",
@@ -161,6 +164,7 @@ def test_eight_devices_give_the_same_losses_as_one(tmp_path, one_device_run):
     assert max(abs(one[s] - eight[s]) for s in one) < 1e-5
 
 
+@pytest.mark.slow
 def test_two_processes_reproduce_one(tmp_path, one_device_run):
     """2 processes of 2 devices each (checkpointing together) give the 1-device run's losses."""
     with socket.socket() as s:
@@ -209,6 +213,7 @@ def _wait_for_first_loss(workdir, process):
         time.sleep(0.05)
 
 
+@pytest.mark.slow
 def test_kill_minus_nine_then_resume_matches_uninterrupted(tmp_path):
     args = ("--config.train.steps=150", "--config.train.log_every=1", "--config.train.checkpoint_every=20")
     straight, killed = _Cli(tmp_path / "straight", *args), None
@@ -232,6 +237,7 @@ def test_kill_minus_nine_then_resume_matches_uninterrupted(tmp_path):
     assert max(abs(straight_losses[s] - killed_losses[s]) for s in straight_losses) < 1e-6
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     args = ("--config.train.steps=100000", "--config.train.log_every=100", "--config.train.checkpoint_every=50")
     command, env = _cli(tmp_path, *args)
@@ -245,6 +251,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(tmp_path):
     assert max(saved) >= first
 
 
+@pytest.mark.slow
 def test_mistyped_override_is_an_error(tmp_path):
     command, env = _cli(tmp_path, "--config.optim.lrr=0.1")
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
@@ -297,6 +304,7 @@ def test_a_bad_variant_names_what_the_experiment_accepts():
     assert module.get_config("ipo,smoke").loss.name == "ipo" and module.get_config("ipo,smoke").train.steps == 2
 
 
+@pytest.mark.slow
 def test_fine_tunes_a_hf_directory_on_a_jsonl_file_without_held_out_data(tmp_path):
     """The path a researcher takes with their own model and data; with eval_fraction=0 nothing is evaluated."""
     from alignjax.data import load_builtin_tokenizer

@@ -54,6 +54,7 @@ def _params(seed):
     return nnx.split(init_model(MODEL, seed=seed))
 
 
+@pytest.mark.slow
 def test_summed_logps_sum_exactly_the_response_tokens():
     graphdef, params = _params(0)
     batch = _pairs_batch()
@@ -72,6 +73,7 @@ def test_summed_logps_sum_exactly_the_response_tokens():
             assert abs(logps_BK[b, k] - expected) < 1e-4
 
 
+@pytest.mark.slow
 def test_reference_in_step_equals_precomputed():
     graphdef, params = _params(0)
     _, ref_params = _params(1)
@@ -133,6 +135,7 @@ def _run_dpo(mesh_shape, steps=2, grad_accum=1):
     return history
 
 
+@pytest.mark.slow
 def test_dpo_step_on_eight_devices_equals_one_accumulates_exactly_and_traces_once(train_step_traces):
     one = _run_dpo((1, 1, 1), steps=3)
     assert len(train_step_traces) == 1
@@ -149,6 +152,7 @@ def _losses(workdir):
         return {r["step"]: r["train/loss"] for r in map(json.loads, f) if "train/loss" in r}
 
 
+@pytest.mark.slow
 def test_precomputed_reference_trains_like_the_reference_in_the_step(tmp_path, previous_stages):
     runs = {}
     for precompute in (False, True):

@@ -49,6 +49,7 @@ def _run(mesh_shape=(1, 1, 1), grad_accum=1, steps=4, model_cfg=MODEL, vary_batc
     return history, state
 
 
+@pytest.mark.slow
 def test_gradient_accumulation_equals_full_batch():
     full, full_state = _run(grad_accum=1)
     accumulated, acc_state = _run(grad_accum=4)
@@ -59,12 +60,14 @@ def test_gradient_accumulation_equals_full_batch():
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)  # Adam rescales tiny gradients
 
 
+@pytest.mark.slow
 def test_eight_devices_equal_one():
     one, _ = _run()
     eight, _ = _run(mesh_shape=(2, 2, 2))
     np.testing.assert_allclose([m["loss"] for m in eight], [m["loss"] for m in one], atol=1e-5, rtol=0)
 
 
+@pytest.mark.slow
 def test_loss_decreases_and_metrics_are_complete():
     history, state = _run(steps=6, vary_batches=False)
     assert int(state.step) == 6
@@ -72,6 +75,7 @@ def test_loss_decreases_and_metrics_are_complete():
     assert set(history[0]) == {"loss", "grad_norm", "learning_rate", "loss_weight", "token_accuracy"}
 
 
+@pytest.mark.slow
 def test_bfloat16_compute_with_remat_trains():
     cfg = MODEL.replace(dtype=jnp.bfloat16, remat=True)
     history, state = _run(steps=3, model_cfg=cfg)
@@ -107,6 +111,7 @@ def test_schedule_warms_up_then_decays():
     assert float(schedule(60)) < 1.0
 
 
+@pytest.mark.slow
 def test_remat_changes_memory_not_numbers():
     plain, _ = _run(steps=2)
     remat, _ = _run(steps=2, model_cfg=MODEL.replace(remat=True))
