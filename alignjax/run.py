@@ -11,6 +11,7 @@ from ml_collections import ConfigDict, config_flags
 from tqdm import tqdm
 
 from alignjax import kinds, sharding
+from alignjax.config_errors import require
 from alignjax.host_memory import keep_freed_host_memory
 from alignjax.train.scaffold import export_done
 
@@ -31,6 +32,8 @@ def run(config: ConfigDict) -> dict[str, float]:
         sharding.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
     chain = stages(config)
     for stage in chain:
+        where = stage.train.workdir
+        require("kind" in stage, f"stage {where}: the config has no `kind`; expected one of {kinds.names()}")
         kinds.get(stage.kind).check(stage)
     final: dict[str, float] = {}
     for stage in chain:

@@ -241,7 +241,7 @@ def _best_only_batch(rollout, algorithm, kl_coef, rng):
 def test_an_algorithm_registered_outside_the_package_trains_without_other_edits(model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(registry, "_ALGORITHMS", dict(registry._ALGORITHMS))  # registered for this test only
     algorithms.register(algorithms.Algorithm(
-        name="best_only", defaults={}, make_batch=_best_only_batch, make_step=offline_step, offline_loss="sft",
+        name="best_only", defaults={}, make_batch=_best_only_batch, make_step=offline_step, loss_format="sft",
         min_samples_per_prompt=2,
     ))
     config = _config("best_only", model_dir, tmp_path, steps=2, loss="sft")

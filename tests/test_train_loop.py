@@ -295,6 +295,20 @@ def test_the_kind_of_run_is_named_and_must_fit_the_loss(kind, loss, message):
         kinds.get(config.kind).check(config)
 
 
+def test_a_config_with_another_kinds_section_names_the_right_kind():
+    rl = _load_experiment(os.path.join(REPO_ROOT, "experiments", "rl_toy.py")).get_config("smoke")
+    rl.kind = "preference"  # an on-policy recipe whose kind was overwritten
+    with pytest.raises(ConfigError, match=r"kind='preference' but the config has a `rl` section; set kind='rl'"):
+        kinds.get(rl.kind).check(rl)
+    sft = _load_experiment(TOY).get_config("smoke")
+    sft.kind = "rl"
+    with pytest.raises(ConfigError, match=r"kind='rl' but the config lacks a `rl` section"):
+        kinds.get(sft.kind).check(sft)
+    del sft["kind"]
+    with pytest.raises(ConfigError, match="the config has no `kind`; expected one of"):
+        run(sft)
+
+
 def test_a_bad_variant_names_what_the_experiment_accepts():
     module = _load_experiment(os.path.join(REPO_ROOT, "experiments", "preference_toy.py"))
     with pytest.raises(ConfigError, match=r"unknown variant 'dpoo': expected .*'ipo'"):

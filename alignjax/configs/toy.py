@@ -12,11 +12,11 @@ from __future__ import annotations
 from ml_collections import ConfigDict
 
 from alignjax.configs.base import base_config
+from alignjax.kinds import offline_kind
 from alignjax.losses import loss_config, objective
 from alignjax.rl.config import rl_section
 
 WORKDIR = "/tmp/alignjax"
-_KIND_OF_INPUTS = {"tokens": "sft", "responses": "preference", "rewards": "reward"}  # what a loss consumes -> kind
 
 
 def sft_stage(smoke: bool = False) -> ConfigDict:
@@ -53,7 +53,7 @@ def preference(loss: str, smoke: bool = False, name: str = "", **hyperparameters
     """
     name = name or loss
     config = _after_sft(base_config(), smoke)
-    config.kind = _KIND_OF_INPUTS[objective(loss).inputs]
+    config.kind = offline_kind(loss)
     config.loss = loss_config(loss, **hyperparameters)
     config.data.update(path="toy_preferences", format=objective(loss).format)
     config.optim.update(lr=1e-4, warmup_steps=20, schedule="constant")

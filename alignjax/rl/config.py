@@ -98,12 +98,12 @@ def check_rl_config(config: ConfigDict, num_devices: int) -> None:
         f"rl.reward.function={reward.function!r} is not registered ({reward_function_names()}); or set "
         "rl.reward.model_path to a reward model",
     )
-    policy_gradient = algorithm.offline_loss is None  # its objective is in rl.algorithm; mini-batches of answers
+    policy_gradient = algorithm.loss_format is None  # its objective is in rl.algorithm; mini-batches of answers
     if policy_gradient:
         require("loss" not in config, f"{name} has no config.loss: its objective is set in rl.algorithm")
         require(config.optim.grad_accum == 1, f"{name}: use rl.minibatches, not optim.grad_accum, to cut memory")
     else:
-        wanted = algorithm.offline_loss
+        wanted = algorithm.loss_format
         require("loss" in config, f"{name} trains with config.loss, a loss on {wanted!r} examples; the config has none")
         objective = losses.objective(config.loss.name)
         require(

@@ -117,6 +117,7 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
             scaffold.writer.write(0, start_eval)
             reward = start_eval["eval_reward"]
             tqdm.write(f"[iteration 0] eval_reward={reward:.4g} (the starting model's greedy answers)")
+        scaffold.watch_sigterm()
         for iteration in tqdm(range(start, t.steps), initial=start, total=t.steps, desc=algorithm.name, disable=None):
             prompts = iteration_prompts(train_prompts, iteration, rl.prompts_per_iteration, config.data.seed)
             sampling_params = ref_params if from_reference else states["policy"].params

@@ -103,6 +103,7 @@ def train(config: ConfigDict) -> dict[str, float]:
         if start == 0 and check_rule.rule:
             rule_rate_before = check_rule(trainee.model(), tokenizer, mesh)
             scaffold.writer.write(0, {"rule_rate": rule_rate_before}, prefix="eval")
+        scaffold.watch_sigterm()
         tokens_since_log, last_log = 0, time.perf_counter()
         for step in tqdm(range(start, t.steps), initial=start, total=t.steps, desc="train", disable=None):
             batch = next(train_iter)
@@ -118,10 +119,9 @@ def train(config: ConfigDict) -> dict[str, float]:
                 tokens_since_log, last_log = 0, time.perf_counter()
             if t.eval_every and done % t.eval_every == 0 and done != t.steps and eval_batches:
                 scaffold.writer.write(done, evaluate_now(), prefix="eval")
-            if done < t.steps and scaffold.checkpoint(done, trainee.state, train_iter.state(), t.checkpoint_every):
+            if scaffold.checkpoint(done, trainee.state, train_iter.state(), t.checkpoint_every, final=done == t.steps):
                 return {}
         final = evaluate_now()
-        scaffold.checkpoint(t.steps, trainee.state, train_iter.state(), t.checkpoint_every, final=True)
         model = trainee.model()
         if check_rule.rule:
             final["rule_rate"] = check_rule(model, tokenizer, mesh, count=t.answers_to_print)

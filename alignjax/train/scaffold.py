@@ -1,10 +1,10 @@
 """The scaffold every training run works inside: checkpoints, metrics, SIGTERM and the final export.
 
 Nothing is lost on a crash or preemption: checkpoints hold a run's states together with its progress (the data
-position, an on-policy run's KL coefficient and curve), the same command resumes from the latest one, and SIGTERM
-(a preemptible TPU VM's notice, or a cluster scheduler's) lets the step in flight finish, saves a checkpoint and
-ends the run cleanly. Leaving the `with` block (normally or by an exception) waits for checkpoints to reach disk
-and closes the metric files.
+position, an on-policy run's KL coefficient and curve), the same command resumes from the latest one, and from
+the first step on (`watch_sigterm`) SIGTERM (a preemptible TPU VM's notice, or a cluster scheduler's) lets the step
+in flight finish, saves a checkpoint and ends the run cleanly. Leaving the `with` block (normally or by an
+exception) waits for checkpoints to reach disk and closes the metric files.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ class RunScaffold:
         self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), keep=keep_checkpoints)
         self.writer = MetricWriter(workdir, echo=echo)
         self.stop_requested = False
+        self._previous_handler = None
+
+    def watch_sigterm(self) -> None:
+        """From now on (call it just before the first step), SIGTERM lets the step in flight finish and makes
+        `checkpoint` save and say stop. Before, SIGTERM's default action ends the process: during setup there is
+        nothing to save, and a preemption's grace period is better spent exiting."""
         self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
 
     def _on_sigterm(self, signum, frame):
@@ -52,7 +58,8 @@ class RunScaffold:
         self.checkpointer.wait()
         self.checkpointer.close()
         self.writer.close()
-        signal.signal(signal.SIGTERM, self._previous_handler)
+        if self._previous_handler is not None:
+            signal.signal(signal.SIGTERM, self._previous_handler)
 
     def restore(self, states, shardings, unit: str = "step"):
         """(start, states, progress): the latest checkpoint placed on `shardings`, or (0, `states`, None)."""
@@ -67,12 +74,13 @@ class RunScaffold:
         self, done: int, states, progress: dict, every: int, final: bool = False, unit: str = "step"
     ) -> bool:
         """Saves after step `done` when it is a multiple of `every`, the `final` one, or SIGTERM came; returns
-        whether the run must stop now (SIGTERM before its final step), having said so."""
+        whether the run must stop now (SIGTERM came), having said so: the rerun resumes, or finishes a run whose
+        last step was saved, so nothing slow runs after a preemption notice."""
         if self.stop_requested or final or (every and done % every == 0):
             self.checkpointer.save(done, states, progress, force=self.stop_requested or final)
-        if self.stop_requested and not final:
+        if self.stop_requested:
             tqdm.write(f"SIGTERM: saved checkpoint at {unit} {done}; rerun the same command to resume")
-        return self.stop_requested and not final
+        return self.stop_requested
 
     def export(self, model, tokenizer) -> None:
         """Writes `model` and its tokenizer as a Hugging Face directory, `workdir/hf`."""

@@ -50,5 +50,5 @@ ALGORITHM = Algorithm(
     defaults=DEFAULTS,
     make_batch=expert_iteration_batch,
     make_step=offline_step,
-    offline_loss="sft",
+    loss_format="sft",
 )

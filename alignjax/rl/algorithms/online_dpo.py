@@ -39,6 +39,6 @@ ALGORITHM = Algorithm(
     defaults=DEFAULTS,
     make_batch=online_dpo_batch,
     make_step=offline_step,
-    offline_loss="pairs",
+    loss_format="pairs",
     min_samples_per_prompt=2,
 )

@@ -44,7 +44,7 @@ class Algorithm:
         section, `kl_coef` the current KL coefficient (for a KL penalty in the reward), `rng` the iteration's host
         generator, which afterwards shuffles the mini-batches.
       make_step: `(config, policy, critic, group_size) -> step`, the jitted update on one mini-batch (`rl.steps`).
-      offline_loss: None for the policy-gradient family, whose objective is set in `rl.algorithm` (the config has
+      loss_format: None for the policy-gradient family, whose objective is set in `rl.algorithm` (the config has
         no `loss` section); else the example format (one of `data.FORMATS`: "sft", "pairs") that the offline
         loss `config.loss` must train on.
       has_critic: whether a value model trains beside the policy (its `rl.algorithm` then has `critic_path` and
@@ -59,7 +59,7 @@ class Algorithm:
     defaults: Mapping[str, Any]
     make_batch: MakeBatch
     make_step: MakeStep
-    offline_loss: str | None = None
+    loss_format: str | None = None
     has_critic: bool = False
     samples_from: str = "policy"
     min_samples_per_prompt: int = 1
@@ -68,7 +68,7 @@ class Algorithm:
     def group_size(self, rl: ConfigDict) -> int:
         """Entries per prompt in its update batch: all k answers for a policy-gradient update, else one (an SFT
         row, or a pair as one [2, L] entry)."""
-        return rl.samples_per_prompt if self.offline_loss is None else 1
+        return rl.samples_per_prompt if self.loss_format is None else 1
 
 
 _ALGORITHMS: dict[str, Algorithm] = {}
@@ -81,8 +81,8 @@ def register(algorithm: Algorithm) -> None:
         raise ValueError(f"RL algorithm {name!r} is already registered")
     if algorithm.samples_from not in SAMPLERS:
         raise ValueError(f"RL algorithm {name!r}: samples_from must be one of {SAMPLERS}")
-    if algorithm.offline_loss not in (None, *FORMATS):
-        raise ValueError(f"RL algorithm {name!r}: offline_loss must be None or one of {FORMATS}")
+    if algorithm.loss_format not in (None, *FORMATS):
+        raise ValueError(f"RL algorithm {name!r}: loss_format must be None or one of {FORMATS}")
     if "name" in algorithm.defaults:
         raise ValueError(f"RL algorithm {name!r}: 'name' is not a hyperparameter")
     _ALGORITHMS[name] = algorithm
