@@ -158,10 +158,9 @@ def worker_alignjax(workdir: str, settings: dict) -> dict:
     step_fn = jit_train_step(
         trainee.graphdef, sft, sft.fn, trainee.optimizer, trainee.schedule, 1, trainee.shardings, mesh
     )
-    placement = sharding.batch_sharding(mesh)
 
     def put(batch_np):
-        return {k: sharding.put_sharded(v, placement) for k, v in batch_np.items()}
+        return sharding.put_batch(batch_np, mesh)
 
     batches = list(_batches(np.load(os.path.join(workdir, "ids.npy")), settings["batch"]))
     jax.block_until_ready(trainee.state)

@@ -179,9 +179,8 @@ def test_policy_step_on_eight_devices_equals_one(model_dir):
         state = create_train_state(params, optimizer, 0, shardings)
         step = jit_policy_step(graphdef, optimizer, optax.constant_schedule(1e-3), shardings, mesh, prompt_len=P,
                                group_size=K, clip_eps=0.2, kl_coef=0.04, kl_estimator="k3")
-        placement = sharding.batch_sharding(mesh)
         for _ in range(2):
-            state, metrics = step(state, {k: sharding.put_sharded(v, placement) for k, v in batch.items()})
+            state, metrics = step(state, sharding.put_batch(batch, mesh))
         results.append((jax.device_get(metrics), jax.device_get(state.params)))
     (metrics_one, params_one), (metrics_eight, params_eight) = results
     for name in ("loss", "grad_norm", "clip_fraction", "kl_per_token"):
@@ -218,7 +217,7 @@ def test_the_registry_lists_the_algorithms_and_refuses_an_unknown_name(model_dir
     six = ("ppo", "rloo", "grpo", "expert_iteration", "online_dpo", "rso")
     assert algorithms.names() == six
     listed = str(six).replace("(", r"\(").replace(")", r"\)")
-    with pytest.raises(ConfigError, match=rf"unknown algorithm 'nope'; expected one of {listed}"):
+    with pytest.raises(ConfigError, match=rf"rl.algorithm.name must be one of {listed}, got 'nope'"):
         rl_section("nope")
     config = _config("grpo", model_dir, tmp_path)
     config.rl.algorithm.name = "nope"

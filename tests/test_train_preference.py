@@ -126,10 +126,9 @@ def _run_dpo(mesh_shape, steps=2, grad_accum=1):
         trainee.graphdef, losses.objective("dpo"), losses.bind(losses.loss_config("dpo", beta=0.5)), trainee.optimizer,
         trainee.schedule, grad_accum, trainee.shardings, mesh, trainee.shardings.params,
     )
-    placement = sharding.batch_sharding(mesh)
     history = []
     for i in range(steps):
-        batch = {k: sharding.put_sharded(v, placement) for k, v in _pairs_batch(seed=i).items()}
+        batch = sharding.put_batch(_pairs_batch(seed=i), mesh)
         state, metrics = step_fn(state, batch, ref_params)
         history.append(jax.device_get(metrics))
     return history

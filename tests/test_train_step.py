@@ -40,10 +40,9 @@ def _run(mesh_shape=(1, 1, 1), grad_accum=1, steps=4, model_cfg=MODEL, vary_batc
         trainee.graphdef, losses.objective("sft"), losses.get("sft"), trainee.optimizer, trainee.schedule, grad_accum,
         trainee.shardings, mesh,
     )
-    placement = sharding.batch_sharding(mesh)
     history = []
     for i in range(steps):
-        batch = {k: sharding.put_sharded(v, placement) for k, v in _batch(seed=i if vary_batches else 0).items()}
+        batch = sharding.put_batch(_batch(seed=i if vary_batches else 0), mesh)
         state, metrics = step_fn(state, batch, None)
         history.append(jax.device_get(metrics))
     return history, state

@@ -84,7 +84,7 @@ def run_best_of_n(config: ConfigDict) -> dict[str, float]:
     if gold_name:
         prompt_values = [prompts.values[p] for p in rollout.prompt_index_N]
         gold_BK = FunctionScorer(gold_name)(prompt_values, rollout.answers, None).reshape(-1, K)
-    table = best_of_n_table(rollout.rewards_N.reshape(-1, K), sizes, gold_BK)
+    table = best_of_n_table(rollout.rewards_BK, sizes, gold_BK)
     selector = rl.reward.model_path or rl.reward.function
     tqdm.write(f"best-of-n on {len(prompts)} held-out prompts, selected by {selector}:")
     tqdm.write("    n  selecting reward" + (f"  gold ({gold_name})" if gold_name else ""))

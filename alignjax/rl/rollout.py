@@ -123,6 +123,11 @@ class Rollout:
     def num_prompts(self) -> int:
         return len(self.rewards_N) // self.samples_per_prompt
 
+    @property
+    def rewards_BK(self) -> np.ndarray:
+        """The rewards of the K answers to each of the B prompts."""
+        return self.rewards_N.reshape(self.num_prompts, self.samples_per_prompt)
+
     def kl_N(self) -> np.ndarray:
         """Each answer's summed log-ratio to the reference: the k1 estimate of its sequence KL."""
         return np.sum(kl_per_token(self.logps_NT, self.ref_logps_NT, "k1") * self.mask_NT, axis=1)

@@ -29,7 +29,7 @@ def best_answer_batch(rollout: Rollout, min_reward: float) -> tuple[dict[str, np
     prompts kept an answer.
     """
     B, K = rollout.num_prompts, rollout.samples_per_prompt
-    rewards_BK = rollout.rewards_N.reshape(B, K)
+    rewards_BK = rollout.rewards_BK
     best_N = np.arange(B) * K + np.argmax(rewards_BK, axis=1)
     kept_B = rewards_BK.max(axis=1) >= min_reward
     rows = {k: v[best_N] for k, v in rollout.rows.items()}

@@ -32,8 +32,7 @@ def grpo_batch(
     """The rows, old and reference log-probs and group-normalised advantages of a GRPO update (its KL term is
     in the loss, so `kl_coef` is not read here). Nothing is counted."""
     r = rollout
-    rewards_BK = r.rewards_N.reshape(r.num_prompts, r.samples_per_prompt)
-    advantages_BK = grpo_advantages(rewards_BK, scale=algorithm.scale_rewards)
+    advantages_BK = grpo_advantages(r.rewards_BK, scale=algorithm.scale_rewards)
     return with_advantages(policy_gradient_rows(r), spread_over_tokens(advantages_BK, r.mask_NT)), {}
 
 

@@ -22,8 +22,7 @@ DEFAULTS = {}
 
 def best_worst_pairs(rollout: Rollout) -> tuple[np.ndarray, np.ndarray]:
     """Per prompt, the index of its highest-reward answer and of its lowest-reward one (the first on ties)."""
-    rewards_BK = rollout.rewards_N.reshape(rollout.num_prompts, rollout.samples_per_prompt)
-    return np.argmax(rewards_BK, axis=1), np.argmin(rewards_BK, axis=1)
+    return np.argmax(rollout.rewards_BK, axis=1), np.argmin(rollout.rewards_BK, axis=1)
 
 
 def online_dpo_batch(

@@ -91,7 +91,7 @@ def register(algorithm: Algorithm) -> None:
 def get(name: str) -> Algorithm:
     """The registered algorithm called `name`; an unknown name is a ConfigError listing the known ones."""
     if name not in _ALGORITHMS:
-        raise ConfigError(f"unknown algorithm {name!r}; expected one of {names()}")
+        raise ConfigError(f"rl.algorithm.name must be one of {names()}, got {name!r}")
     return _ALGORITHMS[name]
 
 

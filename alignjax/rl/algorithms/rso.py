@@ -60,8 +60,7 @@ def rso_batch(
     rollout: Rollout, algorithm: ConfigDict, kl_coef: float, rng: np.random.Generator
 ) -> tuple[dict[str, np.ndarray], dict[str, int]]:
     """The [B, 2, L] pairs of an RSO update, drawn with `rng`, and `valid_pairs`: how many have a preference."""
-    rewards_BK = rollout.rewards_N.reshape(rollout.num_prompts, rollout.samples_per_prompt)
-    batch, valid = pair_batch(rollout, *rso_pairs(rewards_BK, algorithm.beta, rng))
+    batch, valid = pair_batch(rollout, *rso_pairs(rollout.rewards_BK, algorithm.beta, rng))
     return batch, {"valid_pairs": valid}
 
 
