@@ -80,3 +80,19 @@ def _tiny_tokenizer():
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+
+
+def test_weights_are_written_with_the_mode_of_every_other_file(tmp_path):
+    """safetensors writes through a 0600 temporary file; the weights must still be as readable as config.json."""
+    save_hf_model("llama", tmp_path / "src")
+    model = from_pretrained(str(tmp_path / "src"))
+    umask = os.umask(0o027)
+    try:
+        save_pretrained(model, str(tmp_path / "single"))
+        save_pretrained(model, str(tmp_path / "sharded"), max_shard_size=40_000)
+    finally:
+        os.umask(umask)
+    for directory in ("single", "sharded"):
+        modes = {p.name: oct(p.stat().st_mode & 0o777) for p in (tmp_path / directory).iterdir()}
+        assert any(name.endswith(".safetensors") for name in modes)
+        assert set(modes.values()) == {"0o640"}, modes

@@ -206,6 +206,8 @@ def test_untied_classifier_and_full_attention(tmp_path, hf_tokenizer):
     checkpoint.write_bytes(header + weights.tobytes())
     out_dir = tmp_path / "untied"
     convert_llama2c(str(checkpoint), str(TOKENIZER), str(out_dir))
+    modes = {path.name: path.stat().st_mode & 0o777 for path in out_dir.iterdir()}
+    assert modes["model.safetensors"] == modes["config.json"], modes  # readable by whoever reads the config
     model = transformers.AutoModelForCausalLM.from_pretrained(out_dir)
     assert not model.config.tie_word_embeddings
     assert model.lm_head.weight.data_ptr() != model.model.embed_tokens.weight.data_ptr()

@@ -1,6 +1,7 @@
 """Decoder-only language models (Llama, Mistral, Qwen2, Qwen3) and reward models on them, in Flax NNX, with
 Hugging Face import/export."""
 
+from alignjax.models.checks import check_model_dir
 from alignjax.models.config import SUPPORTED_ARCHITECTURES, ModelConfig, ModelConfigError, RopeConfig, config_from_hf
 from alignjax.models.pretrained import (
     from_pretrained,
@@ -24,6 +25,7 @@ __all__ = [
     "RewardModel",
     "RopeConfig",
     "Transformer",
+    "check_model_dir",
     "config_from_hf",
     "from_pretrained",
     "init_model",

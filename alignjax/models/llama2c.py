@@ -25,9 +25,10 @@ import os
 import struct
 
 import numpy as np
-import safetensors.numpy
 import tokenizers
 from tokenizers import decoders, normalizers, processors
+
+from alignjax.models.safetensors_io import write_safetensors
 
 _HEADER_FORMAT = "<7i"
 _HEADER_BYTES = struct.calcsize(_HEADER_FORMAT)
@@ -333,6 +334,5 @@ def convert_llama2c(checkpoint_path: str, tokenizer_path: str, out_dir: str) -> 
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(hf_config(header), f, indent=2)
         f.write("\n")
-    safetensors.numpy.save_file(to_hf_state_dict(header, weights), os.path.join(out_dir, "model.safetensors"),
-                                metadata={"format": "pt"})
+    write_safetensors(to_hf_state_dict(header, weights), os.path.join(out_dir, "model.safetensors"))
     save_tokenizer(tok, out_dir, model_max_length=header.seq_len)

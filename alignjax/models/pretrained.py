@@ -269,9 +269,9 @@ def save_pretrained(
         if tokenizer is not None:
             tokenizer.save_pretrained(path)
         elif cfg.source and os.path.abspath(cfg.source) != os.path.abspath(path):
-            for name in TOKENIZER_FILES:
+            for name in TOKENIZER_FILES:  # contents only: new files, with the mode the umask gives, as the rest
                 if os.path.exists(os.path.join(cfg.source, name)):
-                    shutil.copy(os.path.join(cfg.source, name), path)
+                    shutil.copyfile(os.path.join(cfg.source, name), os.path.join(path, name))
         # Written last: a directory with config.json holds a complete export (a later stage relies on it).
         with open(os.path.join(path, CONFIG_FILE), "w") as f:
             json.dump(hf_config, f, indent=2)

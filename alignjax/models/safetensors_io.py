@@ -2,7 +2,8 @@
 
 Reading memory-maps each file and hands out numpy views, so that loading onto a mesh copies only the slice each
 device owns (`safetensors.numpy` would materialise whole tensors and has no bfloat16; its `flax` backend would
-put every tensor whole on one device). Writing uses `safetensors.numpy.save_file`.
+put every tensor whole on one device). Writing uses `safetensors.numpy.save_file`, then gives the file the mode
+any other new file gets (`write_safetensors`).
 """
 
 from __future__ import annotations
@@ -85,6 +86,27 @@ def read_checkpoint(directory: str) -> tuple[dict[str, np.ndarray], dict[str, st
     return tensors, where
 
 
+def _new_file_mode() -> int:
+    """The mode `open(path, "w")` gives a new file: 0o666 less the umask (0o644 under the usual 022).
+
+    Python reads the umask only by setting it. For the moment between the two calls it is 0o077, so that a file
+    another thread creates meanwhile is at most less open than the user asked, never more.
+    """
+    umask = os.umask(0o077)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def write_safetensors(tensors: Mapping[str, np.ndarray], path: str) -> None:
+    """Writes one .safetensors file, readable by the same users as the config and tokenizer files beside it.
+
+    `safetensors` writes to a temporary file (mode 0600, so that no one reads it half-written) and renames it,
+    so the file would keep 0600: another user sharing the export could read config.json but not the weights.
+    """
+    safetensors.numpy.save_file(dict(tensors), path, metadata={"format": "pt"})
+    os.chmod(path, _new_file_mode())
+
+
 def write_checkpoint(tensors: Mapping[str, np.ndarray], directory: str, max_shard_bytes: int | None = None) -> None:
     """Writes `tensors` as `model.safetensors`, or as shards plus an index when they exceed `max_shard_bytes`."""
     shards: list[dict[str, np.ndarray]] = [{}]
@@ -101,12 +123,12 @@ def write_checkpoint(tensors: Mapping[str, np.ndarray], directory: str, max_shar
         if os.path.exists(os.path.join(directory, stale)):
             os.remove(os.path.join(directory, stale))
     if len(shards) == 1:
-        safetensors.numpy.save_file(shards[0], os.path.join(directory, SINGLE_FILE), metadata={"format": "pt"})
+        write_safetensors(shards[0], os.path.join(directory, SINGLE_FILE))
         return
     weight_map = {}
     for i, shard in enumerate(shards):
         filename = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        safetensors.numpy.save_file(shard, os.path.join(directory, filename), metadata={"format": "pt"})
+        write_safetensors(shard, os.path.join(directory, filename))
         weight_map.update({name: filename for name in shard})
     index = {"metadata": {"total_size": sum(a.nbytes for a in tensors.values())}, "weight_map": weight_map}
     with open(os.path.join(directory, INDEX_FILE), "w") as f:
