@@ -69,12 +69,21 @@ def test_implicit_prompt_is_split_from_hh_dialogues_and_message_lists():
     [
         ({"prompt": "p", "chosen": "same", "rejected": "same"}, "identical_responses", "are the same response"),
         ({"prompt": "p", "chosen": " ", "rejected": "b"}, "empty_response", "field 'chosen' is an empty response"),
-        ({"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: c\n\nAssistant: d"}, "prompts_differ",
-         "differ before their last assistant turn"),
-        ({"chosen": "\n\nHuman: a", "rejected": "\n\nHuman: a\n\nAssistant: d"}, "no_final_response",
-         "field 'chosen' ends with user, not an assistant turn"),
-        ({"chosen": "Human: a Assistant: b", "rejected": "Human: a Assistant: c"}, "malformed_dialogue",
-         "is not a dialogue of"),
+        (
+            {"chosen": "\n\nHuman: a\n\nAssistant: b", "rejected": "\n\nHuman: c\n\nAssistant: d"},
+            "prompts_differ",
+            "differ before their last assistant turn",
+        ),
+        (
+            {"chosen": "\n\nHuman: a", "rejected": "\n\nHuman: a\n\nAssistant: d"},
+            "no_final_response",
+            "field 'chosen' ends with user, not an assistant turn",
+        ),
+        (
+            {"chosen": "Human: a Assistant: b", "rejected": "Human: a Assistant: c"},
+            "malformed_dialogue",
+            "is not a dialogue of",
+        ),
         ({"prompt": "p", "responses": ["a", "b"], "scores": [1]}, "length_mismatch", "'responses' has 2 items"),
         ({"prompt": "p", "responses": ["a", "b"], "scores": [2, 2]}, "tied_scores", "all 2 scores are 2"),
         ({"prompt": "p", "completion": "a", "label": 1}, "wrong_type", "field 'label' must be true"),
@@ -130,7 +139,6 @@ def test_pairs_become_unpaired_examples_and_unpaired_rows_cannot_become_pairs():
     [
         ({"prompt": "upper: ab", "chosen": "AB", "rejected": "AB"}, "identical_responses"),
         ({"prompt": "upper: ab", "chosen": "AB", "rejected": ""}, "empty_response"),
-        ({"prompt": "upper: " + "x" * 40, "chosen": "AB", "rejected": "ab"}, "prompt_too_long"),
     ],
 )
 def test_bad_input_raises_or_is_counted_as_on_bad_row_says(tmp_path, tokenizer, row, reason):
@@ -146,12 +154,51 @@ def test_bad_input_raises_or_is_counted_as_on_bad_row_says(tmp_path, tokenizer, 
     assert report.skip_messages[reason][0].startswith(f"{path} line 2: ")
 
 
+def test_a_prompt_that_fills_seq_len_stops_the_run_whatever_on_bad_row_says(tmp_path, tokenizer):
+    good = {"prompt": "upper: cd", "chosen": "CD", "rejected": "cd"}
+    path = write_jsonl(
+        tmp_path / "pairs.jsonl", [good, {"prompt": "upper: " + "x" * 40, "chosen": "A", "rejected": "a"}]
+    )
+    for on_bad_row in ("error", "skip"):
+        with pytest.raises(DataError) as caught:
+            build_data(_config(path, seq_len=32, on_bad_row=on_bad_row), tokenizer)
+        assert str(caught.value).endswith(
+            f"loses more than data.max_lost_fraction=0.0 allows: 1 of 2 examples lose their whole response and 0 "
+            f"more are cut\n  e.g. {path} line 2: the prompt is 50 tokens, which leaves no room for a response within "
+            "data.seq_len=32\n  fix: raise data.seq_len (the longest example has 52 tokens), or accept the loss with "
+            "data.max_lost_fraction=0.5"
+        )
+    report = build_data(_config(path, seq_len=32, max_lost_fraction=0.5), tokenizer)[3]
+    assert report.skipped == {"prompt_too_long": 1} and report.train_examples == 1
+
+
 def test_long_responses_are_cut_to_seq_len_and_counted(tmp_path, tokenizer):
     path = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "upper: ab", "chosen": "A" * 30, "rejected": "ab"}])
-    train_iter, _, _, report = build_data(_config(path, seq_len=24, batch_size=1), tokenizer)
+    with pytest.raises(DataError, match=r"0 of 1 examples lose their whole response and 1 more are cut\n  e\.g\. "):
+        build_data(_config(path, seq_len=24, batch_size=1), tokenizer)
+    train_iter, _, _, report = build_data(_config(path, seq_len=24, batch_size=1, max_lost_fraction=1.0), tokenizer)
     (example,) = train_iter.examples
     assert report.truncated == 1 and len(example.prompt_P) + len(example.responses[0]) == 24
     assert tokenizer.decode(example.responses[1]) == "ab<|end|>"
+
+
+def test_plain_template_writes_the_prompt_then_each_response(tmp_path, tokenizer):
+    row = {"prompt": "upper: ab:", "chosen": " AB", "rejected": " ab"}
+    path = write_jsonl(tmp_path / "pairs.jsonl", [row])
+    (example,) = build_data(_config(path, batch_size=1, template="plain"), tokenizer)[0].examples
+    assert tokenizer.decode(example.prompt_P) == "upper: ab:"
+    assert [tokenizer.decode(r) for r in example.responses] == [" AB<|end|>", " ab<|end|>"]
+    tags = {"control_good": " good:", "control_bad": " bad:"}
+    conditional = build_data(_config(path, batch_size=1, template="plain", format="conditional", **tags), tokenizer)
+    rows = [tokenizer.decode(e.tokens_L) for e in conditional[0].examples]
+    assert rows == ["upper: ab: good: AB<|end|>", "upper: ab: bad: ab<|end|>"]
+    hh = {
+        "chosen": "\n\nHuman: hi\n\nAssistant: yo\n\nHuman: a\n\nAssistant: b",
+        "rejected": "\n\nHuman: hi\n\nAssistant: yo\n\nHuman: a\n\nAssistant: c",
+    }
+    path = write_jsonl(tmp_path / "hh.jsonl", [row, hh])
+    with pytest.raises(DataError, match=r"hh.jsonl line 2: .*not roles \['user', 'assistant', 'user'\]"):
+        build_data(_config(path, batch_size=1, template="plain"), tokenizer)
 
 
 def _hh_failures(report):
@@ -161,17 +208,17 @@ def _hh_failures(report):
     }
 
 
-def _parse_hh(tokenizer, seq_len):
+def _parse_hh(tokenizer, seq_len, max_lost_fraction=0.0):
     if not os.path.exists(HH):
         pytest.skip(f"HH-RLHF test data not found at {HH} (only present in the project workspace)")
-    cfg = _config(HH, on_bad_row="skip", seq_len=seq_len, batch_size=8)
+    cfg = _config(HH, on_bad_row="skip", seq_len=seq_len, batch_size=8, max_lost_fraction=max_lost_fraction)
     start = time.perf_counter()
     train_iter, _, _, report = build_data(cfg, tokenizer)
     return train_iter, report, time.perf_counter() - start
 
 
 def test_hh_rlhf_rows_parse_or_are_reported_with_their_reason(tokenizer):
-    train_iter, report, seconds = _parse_hh(tokenizer, seq_len=4096)
+    train_iter, report, seconds = _parse_hh(tokenizer, seq_len=4096, max_lost_fraction=0.01)  # one is cut
     assert report.examples_read == 2312
     assert _hh_failures(report) == HH_UNSPLITTABLE
     assert report.train_examples == 2312 - 9
@@ -189,7 +236,8 @@ def test_hh_rlhf_with_the_stories260k_tokenizer(stories260k_dir):
         "{{ eos_token }}{% else %}Human: {{ m['content'] }}\n{% endif %}{% endfor %}"
         "{% if add_generation_prompt %}Assistant:{% endif %}"
     )
-    _, report, seconds = _parse_hh(tokenizer, seq_len=512)
+    # 512 tokens of a 512-piece vocabulary cut a third of the dialogues (15% lose the response): counted, accepted.
+    _, report, seconds = _parse_hh(tokenizer, seq_len=512, max_lost_fraction=1.0)
     failures = _hh_failures(report)
     assert {k: failures[k] for k in HH_UNSPLITTABLE} == HH_UNSPLITTABLE
     assert set(failures) == {*HH_UNSPLITTABLE, "prompt_too_long"}

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from alignjax.config_errors import ConfigError
-from alignjax.data import DataError, build_sft_data, sft_data_config
+from alignjax.data import DataError, build_data, build_sft_data, sft_data_config
 
 GOOD = [{"prompt": f"upper: {w}", "completion": w.upper()} for w in ("abc", "de", "fgh", "ijkl", "mn", "opq")]
 
@@ -180,12 +180,21 @@ def test_unreadable_json_file_names_the_file(tmp_path, tokenizer):
         ("pack", "yes", r"data.pack='yes' is invalid; expected True or False"),
         ("on_bad_row", "ignore", r"data.on_bad_row='ignore' is invalid; expected one of \['error', 'skip'\]"),
         ("max_examples", -1, r"data.max_examples=-1 is invalid"),
+        ("max_lost_fraction", 1.5, r"data.max_lost_fraction=1.5 is invalid; expected a number in \[0, 1\]"),
+        ("truncation_side", "middle", r"data.truncation_side='middle' is invalid; expected one of \['right', 'left'\]"),
+        ("template", "jinja", r"data.template='jinja' is invalid; expected one of \['chat', 'plain'\]"),
     ],
 )
 def test_config_values_are_validated(field, value, message):
     cfg = ml_collections.ConfigDict({**sft_data_config().to_dict(), field: value})
     with pytest.raises(ConfigError, match=message):
         build_sft_data(cfg)
+
+
+def test_left_truncation_is_for_sft_examples_only():
+    cfg = sft_data_config(format="pairs", truncation_side="left")
+    with pytest.raises(ConfigError, match=r"data.truncation_side='left' with data.format='pairs': preference examples"):
+        build_data(cfg)
 
 
 def test_config_needs_every_field():

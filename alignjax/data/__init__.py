@@ -1,11 +1,13 @@
 """Data: one path from sources to batches, for every example format.
 
-    sources -> splits (validated by schemas; held out; bad rows) -> formats -> tokenization -> batching (packing)
+    sources -> splits (validated by schemas; held out; bad rows) -> formats -> templates -> truncation -> batching
 
 `sources` reads rows from files, the hub or a builtin dataset (`builtin`); `splits` validates them into examples
 (`schemas`: SFT conversations, preference examples, or the prompts of an on-policy run), holds some out for
 evaluation and raises or counts bad rows as `data.on_bad_row` says; `formats` turns preference rows into what
-`data.format` trains on (one of `FORMATS`); `tokenization` renders them with the chat template; `batching` serves
+`data.format` trains on (one of `FORMATS`); `templates` renders them as `data.template` says, with the chat template
+(`tokenization`) or as plain prompt and completion for base models (`plain`), and tokenises them; `truncation` cuts
+them to `data.seq_len` and stops a run that would lose more than `data.max_lost_fraction` of them; `batching` serves
 an endless resumable training stream and fixed eval batches, laid out by `packing`. `pipeline.build_data` runs
 the whole path for the `data` section of a config (`config`), and `report` counts what happened to the rows.
 Bad data raise `DataError`; invalid config values raise `alignjax.config_errors.ConfigError`.
@@ -36,6 +38,7 @@ from alignjax.data.schemas import (
     sft_messages,
 )
 from alignjax.data.splits import hold_out, read_examples
+from alignjax.data.templates import TEMPLATES, get_template
 from alignjax.data.tokenization import (
     PreferenceTokens,
     TokenizedExample,
@@ -49,6 +52,7 @@ from alignjax.data.tokenization import (
 __all__ = [
     "BINARIZE",
     "FORMATS",
+    "TEMPLATES",
     "BatchIterator",
     "DataError",
     "DataReport",
@@ -65,6 +69,7 @@ __all__ = [
     "encode_chat_prompt",
     "encode_preferences",
     "eval_batches",
+    "get_template",
     "hold_out",
     "layout_preferences",
     "load_builtin_tokenizer",

@@ -26,9 +26,12 @@ MALFORMED_DIALOGUE = "malformed_dialogue"  # an implicit-prompt dialogue without
 NO_FINAL_RESPONSE = "no_final_response"  # an implicit-prompt dialogue that does not end with an assistant turn
 PROMPTS_DIFFER = "prompts_differ"  # implicit-prompt chosen and rejected differ before their last assistant turn
 PROMPT_TOO_LONG = "prompt_too_long"  # the prompt's tokens leave no room for a response (or exceed rl.max_prompt_len)
-# Not a fault of the row: it was longer than seq_len and truncation cut away every response token. Always counted,
-# never raised, whatever `on_bad_row` says.
+# Not a fault of the row: it was longer than seq_len and cutting it left no response token.
 RESPONSE_TRUNCATED = "response_truncated"
+# What cutting examples to `data.seq_len` drops: SFT examples without a response token left, preference examples
+# whose prompt fills seq_len. Counted whatever `on_bad_row` says, because the row is fine and seq_len is the run's
+# choice; `data.max_lost_fraction` decides whether the run may go on without them (`truncation.check_losses`).
+LENGTH_LOSSES = (RESPONSE_TRUNCATED, PROMPT_TOO_LONG)
 
 
 class DataError(ValueError):

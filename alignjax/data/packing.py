@@ -45,7 +45,8 @@ from typing import Any
 
 import numpy as np
 
-from alignjax.data.tokenization import PreferenceTokens, TokenizedExample, join
+from alignjax.data.tokenization import PreferenceTokens, TokenizedExample
+from alignjax.data.truncation import join
 
 # layout(rows, examples, seq_len, pad_id) -> batch arrays; rows are lists of indices into examples, [] for filler.
 Layout = Callable[[Sequence[Sequence[int]], Sequence[Any], int, int], dict[str, np.ndarray]]

@@ -6,8 +6,9 @@ One path, each stage in its own module, with the SFT and preference variants sid
     splits       validate them (`schemas`), hold some out for evaluation, raise or count bad rows (`on_bad_row`)
     formats      preference rows only: convert them to what `data.format` trains on (binarise ranked lists, split
                  pairs into unpaired examples)
-    tokenization render with the chat template and tokenise: SFT examples with their assistant mask, preference
-                 examples as a prompt and its responses; cut to `seq_len`
+    templates    render as `data.template` says (the chat template, or plain prompt and completion) and
+                 tokenise: SFT examples with their assistant mask, preference examples as a prompt and its responses
+    truncation   cut to `seq_len`; stop before training when that loses more than `data.max_lost_fraction`
     batching     an endless resumable stream of training batches and fixed eval batches, laid out by `packing`:
                  SFT rows [B, L] (packed if `data.pack`), or K responses per prompt [B, K, L]
 
@@ -31,23 +32,15 @@ from transformers import PreTrainedTokenizerBase
 from alignjax.data.batching import BatchIterator, eval_batches
 from alignjax.data.builtin import get_builtin
 from alignjax.data.config import validate_data_config
-from alignjax.data.errors import RESPONSE_TRUNCATED, DataError
+from alignjax.data.errors import DataError
 from alignjax.data.formats import PREFERENCE_FORMATS, to_format
 from alignjax.data.packing import Layout, layout_rows, preference_layout, responses_per_example
 from alignjax.data.report import DataReport
 from alignjax.data.schemas import preference_example, sft_messages
 from alignjax.data.splits import read_examples, reject
-from alignjax.data.tokenization import (
-    PreferenceTokens,
-    TokenizedExample,
-    check_chat_template,
-    encode_chats,
-    encode_preferences,
-    fit,
-    join,
-    pad_token_id,
-    truncate,
-)
+from alignjax.data.templates import get_template
+from alignjax.data.tokenization import PreferenceTokens, TokenizedExample, pad_token_id
+from alignjax.data.truncation import check_losses, fit, join, truncate
 
 _PROGRESS_DELAY_S = 3.0  # a progress bar appears only when tokenising takes longer than this
 _TOKENIZE_CHUNK = 1024  # examples per batched tokenizer call
@@ -94,15 +87,17 @@ def build_sft_data(data_cfg, tokenizer: PreTrainedTokenizerBase | None = None) -
     report = DataReport(source=f"{cfg.source}:{cfg.path}", format=cfg.format)
     train, held_out = read_examples(cfg, sft_messages, report)
 
-    def encode(conversations: list[list[dict[str, str]]], wheres: list[str]) -> list:
-        return encode_chats(conversations, tokenizer, wheres)
+    template = get_template(cfg.template)
 
-    def cut(example: TokenizedExample, where: str) -> TokenizedExample | None:
-        return truncate(example, cfg.seq_len)
+    def encode(conversations: list[list[dict[str, str]]], wheres: list[str]) -> list:
+        return template.sft(conversations, tokenizer, wheres)
+
+    def cut(example: TokenizedExample, where: str) -> TokenizedExample:
+        return truncate(example, cfg.seq_len, cfg.truncation_side, where)
 
     train_examples = _tokenized(train, encode, cut, cfg, report, "train")
     eval_examples = _tokenized(held_out, encode, cut, cfg, report, "eval")
-    _require_examples(train_examples, report)
+    _check_kept(train_examples, eval_examples, len(held_out), cfg, report)
     return _batches(train_examples, eval_examples, tokenizer, cfg, report, layout_rows)
 
 
@@ -131,39 +126,44 @@ def build_preference_data(data_cfg, tokenizer: PreTrainedTokenizerBase | None = 
     report = DataReport(source=f"{cfg.source}:{cfg.path}", format=cfg.format)
     train, held_out = read_examples(cfg, preference_example, report)
 
+    template = get_template(cfg.template)
+
     def encode(examples: list, wheres: list[str]) -> list:
         tags = None  # conditional examples (unpaired, one response each) get the control tag of their label
         if cfg.format == "conditional":
             tags = [cfg.control_good if example.label else cfg.control_bad for example in examples]
-        return encode_preferences(examples, tokenizer, wheres, tags)
+        return template.preferences(examples, tokenizer, wheres, tags)
 
     def cut(tokens: PreferenceTokens, where: str) -> PreferenceTokens:
         return fit(tokens, cfg.seq_len, where)
 
-    train_tokens = _tokenized(to_format(train, cfg.format, cfg.binarize, cfg.seed), encode, cut, cfg, report, "train")
-    eval_tokens = _tokenized(to_format(held_out, cfg.format, cfg.binarize, cfg.seed), encode, cut, cfg, report, "eval")
-    _require_examples(train_tokens, report)
+    train_examples = to_format(train, cfg.format, cfg.binarize, cfg.seed)
+    held_out_examples = to_format(held_out, cfg.format, cfg.binarize, cfg.seed)
+    train_tokens = _tokenized(train_examples, encode, cut, cfg, report, "train")
+    eval_tokens = _tokenized(held_out_examples, encode, cut, cfg, report, "eval")
+    _check_kept(train_tokens, eval_tokens, len(held_out_examples), cfg, report)
     if cfg.format == "conditional":
-        train_examples = [join(t.prompt_P, t.responses[0], cfg.seq_len) for t in train_tokens]
-        eval_examples = [join(t.prompt_P, t.responses[0], cfg.seq_len) for t in eval_tokens]
-        return _batches(train_examples, eval_examples, tokenizer, cfg, report, layout_rows)
+        train_rows = [join(t.prompt_P, t.responses[0], cfg.seq_len) for t in train_tokens]
+        eval_rows = [join(t.prompt_P, t.responses[0], cfg.seq_len) for t in eval_tokens]
+        return _batches(train_rows, eval_rows, tokenizer, cfg, report, layout_rows)
     k = responses_per_example(train_tokens + eval_tokens)
     layout = preference_layout(train_tokens + eval_tokens, k)
     return _batches(train_tokens, eval_tokens, tokenizer, cfg, report, layout, k)
 
 
 def resolve_tokenizer(cfg, tokenizer: PreTrainedTokenizerBase | None) -> PreTrainedTokenizerBase:
-    """The tokenizer to use: the one given, or a builtin dataset's own; it must have a chat template.
+    """The tokenizer to use: the one given, or a builtin dataset's own; it must be able to render `data.template`.
 
     Args:
-        cfg: the data config (`source`, `path`).
+        cfg: the data config (`source`, `path`, `template`).
         tokenizer: the tokenizer of the model being trained, or None.
 
     Returns:
         The tokenizer.
 
     Raises:
-        DataError: when none is given for a source other than a builtin, or the tokenizer has no chat template.
+        DataError: when none is given for a source other than a builtin, or the tokenizer has no chat template
+            ("chat") or no EOS token ("plain").
     """
     if tokenizer is None:
         if cfg.source != "builtin":
@@ -172,7 +172,7 @@ def resolve_tokenizer(cfg, tokenizer: PreTrainedTokenizerBase | None) -> PreTrai
                 "trained (only builtin datasets bring their own)"
             )
         tokenizer = get_builtin(cfg.path).tokenizer()
-    check_chat_template(tokenizer)
+    get_template(cfg.template).check(tokenizer)
     return tokenizer
 
 
@@ -189,10 +189,11 @@ def _tokenized(
     Args:
         examples: (where, validated example) of the split, in order.
         encode: (examples, wheres) -> per example its tokens or its DataError (one batched tokenizer call).
-        cut: (tokens, where) -> the tokens cut to `seq_len` (the same object when they fit), None when the cut
-            leaves no response token (counted as `response_truncated`, never raised), or a DataError.
+        cut: (tokens, where) -> the tokens cut to `seq_len` (the same object when they fit); raises a DataError
+            with a reason of `errors.LENGTH_LOSSES` when the cut leaves no response, which is counted whatever
+            `on_bad_row` says (`truncation.check_losses` judges the counts).
         cfg: the data config.
-        report: counts skipped and truncated examples.
+        report: counts skipped and truncated examples and the longest example's length.
         split: "train" or "eval", for the progress bar.
 
     Returns:
@@ -203,24 +204,27 @@ def _tokenized(
         wheres = [where for where, _ in chunk]
         results = encode([example for _, example in chunk], wheres)
         for result, where in zip(results, wheres):
+            if isinstance(result, DataError):
+                reject(result, cfg, report)
+                continue
+            report.longest_example = max(report.longest_example, len(result))
             try:
-                if isinstance(result, DataError):
-                    raise result
                 fitted = cut(result, where)
-            except DataError as e:
-                reject(e, cfg, report)
+            except DataError as e:  # a length loss, not a bad row
+                report.count_skip(e.reason, str(e))
                 continue
-            if fitted is None:
-                report.count_skip(RESPONSE_TRUNCATED)
-                continue
-            report.truncated += fitted is not result
+            if fitted is not result:
+                report.count_truncated(f"{where}: {len(result)} tokens, cut to data.seq_len={cfg.seq_len}")
             tokenized.append(fitted)
     return tokenized
 
 
 def _in_chunks(items: list, split: str) -> Iterator[list]:
-    """`items` in chunks for batched tokenizer calls, with a progress bar when that takes a while."""
-    progress = tqdm(total=len(items), desc=f"tokenizing {split}", unit="ex", delay=_PROGRESS_DELAY_S, mininterval=1)
+    """`items` in chunks for batched tokenizer calls, with a progress bar when that takes a while on a terminal
+    (`disable=None`: none in a piped log, where its carriage returns would leave fragments)."""
+    progress = tqdm(
+        total=len(items), desc=f"tokenizing {split}", unit="ex", delay=_PROGRESS_DELAY_S, mininterval=1, disable=None
+    )
     with progress:
         for start in range(0, len(items), _TOKENIZE_CHUNK):
             chunk = items[start : start + _TOKENIZE_CHUNK]
@@ -228,9 +232,18 @@ def _in_chunks(items: list, split: str) -> Iterator[list]:
             progress.update(len(chunk))
 
 
-def _require_examples(train: list, report: DataReport) -> None:
+def _check_kept(train: list, held_out: list, held_out_read: int, cfg, report: DataReport) -> None:
+    """Raises when cutting to seq_len lost too much (`check_losses`), or when no training example is left, or no
+    held-out one of the `held_out_read` examples held out: a run must not silently skip its evaluation."""
+    check_losses(cfg, report, len(train) + len(held_out))
     if not train:
         raise DataError(f"no training examples are left after reading and filtering:\n{report}")
+    if held_out_read and not held_out:
+        raise DataError(
+            f"data {report.source}: none of the {held_out_read} held-out examples is left after tokenising and "
+            f"cutting to data.seq_len={cfg.seq_len}, so the run could not evaluate (skipped: {report.skipped}); "
+            "raise data.seq_len, or hold out more rows (data.eval_fraction)"
+        )
 
 
 def _batches(

@@ -22,12 +22,16 @@ class DataReport:
         train_examples: examples in the training stream (for preference formats: pairs, ranked lists or unpaired
             examples, which binarising or splitting pairs can make more numerous than rows).
         eval_examples: examples in the eval batches.
-        skipped: rows left out, by reason (see `errors`); `response_truncated` counts examples whose whole
-            response lay beyond `seq_len`. Problems found after a preference row became several examples
-            (binarised, or split into unpaired ones), such as `prompt_too_long`, count once per example.
+        skipped: rows left out, by reason (see `errors`); `response_truncated` counts SFT examples that cutting
+            to `seq_len` left without a response token, `prompt_too_long` preference examples whose prompt filled
+            it. Problems found after a preference row became several examples (binarised, or split into unpaired
+            ones) count once per example.
         skip_messages: per reason, the errors of the first skipped rows, which name them.
-        truncated: kept examples that were longer than `seq_len` and lost their end (for preference formats: had
-            a response cut).
+        truncated: kept examples that were longer than `seq_len` and were cut (for preference formats: had a
+            response cut).
+        first_truncated: the first cut example's origin and length, for messages.
+        longest_example: tokens of the longest example before cutting (for preference formats: its prompt and its
+            longest response).
         responses_per_example: K of the [B, K, L] batches of preference formats; 0 for SFT batches.
         packed_rows: rows in one epoch of training (equal to `train_examples` without packing).
         padding_fraction: share of the training rows' token slots that are padding (epoch 0).
@@ -44,6 +48,8 @@ class DataReport:
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     skip_messages: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     truncated: int = 0
+    first_truncated: str = ""
+    longest_example: int = 0
     responses_per_example: int = 0
     packed_rows: int = 0
     padding_fraction: float = 0.0
@@ -89,6 +95,11 @@ class DataReport:
         if message is not None and len(messages) < _MESSAGES_KEPT:
             messages.append(message)
 
+    def count_truncated(self, message: str) -> None:
+        """Counts a kept example that was cut to seq_len; `message` names it and is kept when it is the first."""
+        self.truncated += 1
+        self.first_truncated = self.first_truncated or message
+
     def __str__(self) -> str:
         skipped = ", ".join(f"{reason} {n}" for reason, n in sorted(self.skipped.items())) or "none"
         responses = f", {self.responses_per_example} responses each" if self.responses_per_example else ""
@@ -99,7 +110,10 @@ class DataReport:
                     f"data {self.source} ({self.format}): read {self.examples_read} rows -> "
                     f"{self.train_examples} train, {self.eval_examples} eval examples{responses}"
                 ),
-                f"  skipped: {skipped}; truncated to seq_len: {self.truncated}",
+                (
+                    f"  skipped: {skipped}; truncated to seq_len: {self.truncated} "
+                    f"(the longest example has {self.longest_example} tokens)"
+                ),
                 *first_skips,
                 (
                     f"  train epoch: {self.packed_rows} rows ({self.batches_per_epoch:.1f} batches), "

@@ -32,9 +32,7 @@ T = TypeVar("T")
 Validated = list[tuple[str, T]]  # (where the row came from, its validated form)
 
 
-def read_examples(
-    cfg, validate: Callable[[Any, str], T], report: DataReport
-) -> tuple[Validated[T], Validated[T]]:
+def read_examples(cfg, validate: Callable[[Any, str], T], report: DataReport) -> tuple[Validated[T], Validated[T]]:
     """Reads, validates and splits the rows of `cfg` into training and held-out examples.
 
     Args:

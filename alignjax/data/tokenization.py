@@ -21,6 +21,10 @@ Both need a prefix-consistent template: rendering the start of a conversation mu
 all of it. Templates that rewrite earlier turns (e.g. drop the reasoning of past assistant messages) are not; we
 raise rather than train on a silently wrong mask.
 
+The example types (`TokenizedExample`, `PreferenceTokens`) and the batched tokenizer call (`encode_batched`) serve
+the plain rendering of base models too (`plain`, `data.template="plain"`); cutting examples to seq_len is
+`truncation`'s.
+
 (The module is not called `tokenize.py` so that it can never shadow the standard library's `tokenize`.)
 """
 
@@ -34,7 +38,7 @@ import jinja2
 import numpy as np
 from transformers import PreTrainedTokenizerBase
 
-from alignjax.data.errors import PROMPT_TOO_LONG, TEMPLATE_ERROR, DataError
+from alignjax.data.errors import TEMPLATE_ERROR, DataError
 from alignjax.data.schemas import PreferenceExample
 
 Item = TypeVar("Item")
@@ -126,14 +130,15 @@ def check_prefix(prefix: list[int], tokens: list[int], what: str, tokenizer, whe
         )
 
 
-def _encode_batched(
+def encode_batched(
     items: Sequence[Item],
     wheres: Sequence[str],
     tokenizer: PreTrainedTokenizerBase,
     render: Callable[[Item, str], list[str]],
     build: Callable[[list[list[int]], Item, str], Result],
 ) -> list[Result | DataError]:
-    """Renders every item's texts, tokenises all of them in one call, and builds each item from its texts' ids.
+    """Renders every item's texts, tokenises all of them in one call (no special tokens added), and builds each item
+    from its texts' ids.
 
     Args:
         items: the examples.
@@ -215,7 +220,7 @@ def encode_chats(
             assistant[len(start) : len(end)] = True
         return TokenizedExample(np.asarray(tokens, dtype=np.int32), assistant)
 
-    return _encode_batched(conversations, wheres, tokenizer, render, build)
+    return encode_batched(conversations, wheres, tokenizer, render, build)
 
 
 def encode_preferences(
@@ -265,7 +270,7 @@ def encode_preferences(
         return PreferenceTokens(np.asarray(prompt, dtype=np.int32), tuple(responses), example.scores, example.label)
 
     tags = tags if tags is not None else [""] * len(examples)
-    return _encode_batched(list(zip(examples, tags)), wheres, tokenizer, render, build)
+    return encode_batched(list(zip(examples, tags)), wheres, tokenizer, render, build)
 
 
 def encode_chat(messages: list[dict[str, str]], tokenizer: PreTrainedTokenizerBase, where: str) -> TokenizedExample:
@@ -316,63 +321,3 @@ def conditional_prompt(
     check_chat_template(tokenizer)
     text = render_chat(tokenizer, messages, add_generation_prompt=True, where=where) + tag
     return tokenizer(text, add_special_tokens=False)["input_ids"]
-
-
-def truncate(example: TokenizedExample, seq_len: int) -> TokenizedExample | None:
-    """Cuts an SFT example to its first `seq_len` tokens, keeping the prompt's start and losing the end.
-
-    Args:
-        example: a tokenised example.
-        seq_len: the row length.
-
-    Returns:
-        The example itself when it fits; its first `seq_len` tokens otherwise; None when the cut leaves no
-        assistant token to predict (the first token of a row is never a target), so the example must be dropped.
-    """
-    if len(example) <= seq_len:
-        return example
-    cut = TokenizedExample(example.tokens_L[:seq_len], example.assistant_L[:seq_len])
-    return cut if cut.assistant_L[1:].any() else None
-
-
-def fit(tokens: PreferenceTokens, seq_len: int, where: str) -> PreferenceTokens:
-    """Cuts each response of a preference example to the room that `seq_len` leaves after the prompt.
-
-    Args:
-        tokens: an example's untruncated ids.
-        seq_len: the row length.
-        where: the example's origin, quoted in errors.
-
-    Returns:
-        `tokens` itself when every prompt + response fits, else a copy with the long responses' ends cut off.
-
-    Raises:
-        DataError (reason "prompt_too_long"): the prompt leaves no room for a response token.
-    """
-    room = seq_len - len(tokens.prompt_P)
-    if room < 1:
-        raise DataError(
-            f"{where}: the prompt is {len(tokens.prompt_P)} tokens, which leaves no room for a response within "
-            f"data.seq_len={seq_len}; raise seq_len or shorten the prompt",
-            PROMPT_TOO_LONG,
-        )
-    if all(len(r) <= room for r in tokens.responses):
-        return tokens
-    return dataclasses.replace(tokens, responses=tuple(r[:room] for r in tokens.responses))
-
-
-def join(prompt_P: np.ndarray, response_R: np.ndarray, seq_len: int) -> TokenizedExample:
-    """A prompt followed by a response as one SFT row whose assistant tokens are the response's, cut to `seq_len`.
-
-    Args:
-        prompt_P: prompt ids, shorter than `seq_len`.
-        response_R: response ids.
-        seq_len: the row length; the response loses its end to fit.
-
-    Returns:
-        The row's tokens and its assistant mask (False on the prompt, True on the response).
-    """
-    response_R = response_R[: seq_len - len(prompt_P)]
-    tokens_L = np.concatenate([prompt_P, response_R]).astype(np.int32)
-    assistant_L = np.arange(len(tokens_L)) >= len(prompt_P)
-    return TokenizedExample(tokens_L, assistant_L)

@@ -1,4 +1,5 @@
-"""The prompts an on-policy run answers: read from the data source, rendered with the chat template.
+"""The prompts an on-policy run answers: read from the data source, rendered as `data.template` says (the chat
+template, or the plain text of a base model's prompt), exactly as the data package renders them for offline runs.
 
 Rows need only a `prompt` field (a string or a list of chat messages; other fields are ignored). They are read,
 validated and split by the data package's one path (`alignjax.data.read_examples`), so an on-policy run holds out
@@ -15,7 +16,15 @@ from typing import Any
 
 import numpy as np
 
-from alignjax.data import DataError, DataReport, PromptExample, encode_chat_prompt, prompt_example, read_examples
+from alignjax.data import (
+    DataError,
+    DataReport,
+    PromptExample,
+    get_template,
+    prompt_example,
+    read_examples,
+    validate_data_config,
+)
 from alignjax.data.errors import PROMPT_TOO_LONG
 from alignjax.data.splits import reject
 
@@ -38,12 +47,13 @@ def _encode(
     examples: list[tuple[str, PromptExample]], tokenizer, max_prompt_len: int, data_cfg, report: DataReport
 ) -> Prompts:
     values, token_ids = [], []
+    template = get_template(data_cfg.template)
     for where, example in examples:
         try:
-            ids = encode_chat_prompt(example.messages, tokenizer, where)
+            ids = template.prompt(example.messages, tokenizer, "", where)
             if len(ids) > max_prompt_len:
                 raise DataError(
-                    f"{where}: the prompt is {len(ids)} tokens after the chat template, more than "
+                    f"{where}: the prompt is {len(ids)} tokens after data.template={data_cfg.template!r}, more than "
                     f"rl.max_prompt_len={max_prompt_len}; raise rl.max_prompt_len or shorten the prompt",
                     PROMPT_TOO_LONG,
                 )
@@ -60,8 +70,8 @@ def load_prompts(data_cfg, tokenizer, max_prompt_len: int) -> tuple[Prompts, Pro
 
     Args:
         data_cfg: the `data` ConfigDict (`source`, `path`, `split`, `max_examples`, `eval_fraction`, `seed`,
-            `on_bad_row`).
-        tokenizer: the policy's tokenizer, with a chat template.
+            `on_bad_row`, `template`).
+        tokenizer: the policy's tokenizer (with a chat template for `data.template="chat"`).
         max_prompt_len: the most tokens a rendered prompt may have (`rl.max_prompt_len`).
 
     Returns:
@@ -69,8 +79,10 @@ def load_prompts(data_cfg, tokenizer, max_prompt_len: int) -> tuple[Prompts, Pro
         with the same `data` section holds out.
 
     Raises:
+        ConfigError: for an invalid value of the `data` section.
         DataError: for a problem with the source, a bad row under `on_bad_row="error"`, or no training prompts.
     """
+    validate_data_config(data_cfg)  # e.g. a mistyped data.template is named, not a KeyError
     report = DataReport(source=f"{data_cfg.source}:{data_cfg.path}", format="prompts")
     train_rows, held_out_rows = read_examples(data_cfg, prompt_example, report)
     train = _encode(train_rows, tokenizer, max_prompt_len, data_cfg, report)
