@@ -2,18 +2,33 @@
 
 It parses flags and runs the experiment's stages; everything else lives in importable modules. `config.kind`
 names the kind of run (`alignjax.kinds`); `config.previous_stage` holds the whole config of an earlier stage (SFT
-before DPO), which is run first unless its export already exists. `lock_config=True` makes a mistyped override an
-error instead of a silent no-op.
+before DPO), which is run first unless its export already exists. Every stage is checked before any runs
+(`preflight`), and each runs holding its workdir (`train.workdir.claim_workdir`). A mistake in the config, the
+data or a model directory ends the command with one line on stderr and exit status 2; SIGTERM and Ctrl-C save a
+checkpoint and end it (status 0 and 130), and the same command resumes.
 """
 
-from absl import app, logging
-from ml_collections import ConfigDict, config_flags
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+from absl import logging
+from ml_collections import ConfigDict
 from tqdm import tqdm
 
 from alignjax import kinds, sharding
-from alignjax.config_errors import require
+from alignjax.config_errors import ConfigError
+from alignjax.configs.command_line import USAGE, parse_command_line
+from alignjax.data import DataError
 from alignjax.host_memory import keep_freed_host_memory
-from alignjax.train.scaffold import export_done
+from alignjax.models import CheckpointError, ModelConfigError
+from alignjax.preflight import check_stages
+from alignjax.train.scaffold import RunStopped
+from alignjax.train.workdir import LOCK_FILE, claim_workdir, export_done
+
+USER_ERRORS = (ConfigError, DataError, CheckpointError, ModelConfigError)  # said in one line, without a traceback
 
 
 def stages(config: ConfigDict) -> list[ConfigDict]:
@@ -21,41 +36,59 @@ def stages(config: ConfigDict) -> list[ConfigDict]:
     return (stages(config.previous_stage) if "previous_stage" in config else []) + [config]
 
 
+def _outputs(workdir: str) -> str:
+    names = sorted(n + ("/" if os.path.isdir(os.path.join(workdir, n)) else "") for n in os.listdir(workdir))
+    return " ".join(n for n in names if n != LOCK_FILE and not n.endswith(".tmp"))
+
+
 def run(config: ConfigDict) -> dict[str, float]:
     """Runs the experiment `config`, after the stages before it; returns its final metrics.
 
-    Every stage's config is checked before any runs. A stage whose export exists is done and skipped; one that
-    stops early (SIGTERM) stops the run, and the same command resumes it.
+    A stage whose export exists is done and skipped. Raises ConfigError (before any stage starts) for a bad
+    config, and RunStopped when a signal stopped a stage after its checkpoint.
     """
     if config.distributed.enabled:
         d = config.distributed
         sharding.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
     chain = stages(config)
-    for stage in chain:
-        where = stage.train.workdir
-        require("kind" in stage, f"stage {where}: the config has no `kind`; expected one of {kinds.names()}")
-        kinds.get(stage.kind).check(stage)
+    check_stages(chain)
     final: dict[str, float] = {}
-    for stage in chain:
-        workdir = stage.train.workdir
+    for number, stage in enumerate(chain, 1):
+        workdir, began = stage.train.workdir, time.perf_counter()
         if stage is not config and export_done(workdir):
-            tqdm.write(f"stage {workdir}: done, using its export (delete that directory to redo it)")
+            tqdm.write(f"stage {number}/{len(chain)} ({stage.kind}): done in {workdir}, using its export")
             continue
-        final = kinds.get(stage.kind).run(stage)
-        if stage is not config and not export_done(workdir):
-            tqdm.write(f"stage {workdir} stopped before its end; rerun the same command to resume")
-            return {}
+        tqdm.write(f"stage {number}/{len(chain)} ({stage.kind}): workdir {workdir}")
+        with claim_workdir(stage):
+            final = kinds.get(stage.kind).run(stage)
+        minutes, seconds = divmod(time.perf_counter() - began, 60)
+        tqdm.write(
+            f"stage {number}/{len(chain)} ({stage.kind}) done in {int(minutes)}m{seconds:04.1f}s; "
+            f"{workdir}: {_outputs(workdir)}"
+        )
     return final
 
 
-def main(argv, config_flag) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+def main(argv: list[str]) -> int:
+    """Runs the command line `argv`; returns the exit status."""
+    if {"-h", "--help", "-help"} & set(argv[1:]):
+        print(f"{__doc__}\nusage: {USAGE}")
+        return 0
     logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint step at INFO
-    run(config_flag.value)
+    try:
+        run(parse_command_line(argv))
+    except USER_ERRORS as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except RunStopped as e:
+        tqdm.write(str(e))
+        return 130 if e.signal_name == "SIGINT" else 0
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing was saved since the last checkpoint", file=sys.stderr)
+        return 130
+    return 0
 
 
 if __name__ == "__main__":
     keep_freed_host_memory()  # JAX is imported but has not started its threads yet
-    _CONFIG = config_flags.DEFINE_config_file("config", None, "experiment file exposing get_config()", lock_config=True)
-    app.run(lambda argv: main(argv, _CONFIG))
+    sys.exit(main(sys.argv))

@@ -6,7 +6,7 @@
 Trains (or reuses) the shared SFT stage and the Bradley–Terry reward model of experiments/reward_toy.py, samples
 16 answers to each of the 200 held-out prompts from the SFT model, and for n in 1, 2, 4, 8, 16 keeps the answer the
 reward model scores highest among the first n. Prints the mean reward-model score of the kept answers and how
-many are exactly right (`toy_exact`, the gold reward); the table goes to /tmp/alignjax/best_of_n_toy/best_of_n.json
+many are exactly right (`toy_exact`, the gold reward); the table goes to runs/best_of_n_toy/best_of_n.json
 and the plot to best_of_n.png.
 """
 

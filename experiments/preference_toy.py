@@ -10,7 +10,7 @@ character early), so its greedy answers mostly break the rule "answer exactly". 
 pairs that prefer the complete answer (`toy_preferences`), with the SFT model as the frozen reference for the
 losses that need one. Both stages print how often greedy answers to 200 held-out prompts follow the rule; stage 2
 also reports held-out preference accuracy. Offline, a few minutes on 2 CPU cores. The SFT stage is shared by
-every toy experiment and trained once (/tmp/alignjax/toy_sft); each method writes to /tmp/alignjax/<method>_toy.
+every toy experiment and trained once (runs/toy_sft); each method writes to runs/<method>_toy.
 """
 
 from alignjax.configs import parse_variant, toy

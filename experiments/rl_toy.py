@@ -9,7 +9,7 @@ The SFT stage learns from a sloppy demonstrator whose answers mostly stop one ch
 samples answers to `toy_preferences` prompts and is rewarded 1 for exactly the right answer (`toy_exact`), less 1
 for an answer that never ends. It reports the mean reward of greedy answers to 200 held-out prompts (at the start
 and every 10 iterations) and their exact KL to the SFT model, and saves the curve to
-/tmp/alignjax/<method>_toy/curve.png.
+runs/<method>_toy/curve.png.
 """
 
 from alignjax.configs import parse_variant, toy

@@ -12,7 +12,7 @@ from alignjax.configs import base_config, parse_variant
 def get_config(arg=None):
     variant = parse_variant(arg)
     config = base_config()
-    config.train.update(steps=3000, eval_every=500, checkpoint_every=500, workdir="/tmp/alignjax/sft_toy")
+    config.train.update(steps=3000, eval_every=500, checkpoint_every=500)  # workdir: runs/sft_toy
     if variant.smoke:
         config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, answers_to_print=1)
         config.data.max_examples = 256

@@ -28,6 +28,7 @@ from alignjax.rl.rollout import RolloutWorker, response_logps
 from alignjax.rl.steps import offline_step
 from alignjax.sampling import SamplingConfig
 from alignjax.sampling.decode import decode
+from alignjax.train.scaffold import RunStopped
 from alignjax.train.trainee import create_train_state, train_state_shardings
 
 from conftest import write_jsonl
@@ -140,7 +141,8 @@ def test_sigterm_then_rerun_repeats_the_uninterrupted_run(model_dir, tmp_path, m
         return original_collect(self, *args, **kwargs)
 
     monkeypatch.setattr(RolloutWorker, "collect", preempted_collect)
-    assert train_rl(_config("grpo", model_dir, tmp_path / "resumed", steps=4)) == {}
+    with pytest.raises(RunStopped, match="SIGTERM: saved checkpoint at iteration 2"):
+        train_rl(_config("grpo", model_dir, tmp_path / "resumed", steps=4))
     assert len(calls) == 2 and os.path.isdir(tmp_path / "resumed" / "checkpoints" / "2")
     train_rl(_config("grpo", model_dir, tmp_path / "resumed", steps=4))  # the same command continues at iteration 3
     assert len(calls) == 4
@@ -266,3 +268,18 @@ def test_bad_prompt_rows_are_named(tmp_path, tokenizer):
     config.on_bad_row = "skip"
     train, held_out, skipped = load_prompts(config, tokenizer, max_prompt_len=24)
     assert train.values == ["upper: abc"] and skipped == 1 and not len(held_out)
+
+
+def test_prompts_follow_the_data_template(tmp_path):
+    from alignjax.data import load_builtin_tokenizer
+
+    base = load_builtin_tokenizer("toy_instructions")
+    base.chat_template = None  # a base model's tokenizer: prompts are its plain text
+    config = toy.rl("grpo").data
+    config.update(source="json", eval_fraction=0.0, template="plain")
+    config.path = write_jsonl(tmp_path / "p.jsonl", [{"prompt": "upper: abc:"}])
+    train, _, _ = load_prompts(config, base, max_prompt_len=24)
+    assert train.token_ids == [base("upper: abc:", add_special_tokens=False)["input_ids"]]
+    config.template = "chat"
+    with pytest.raises(DataError, match="tokenizer 'toy_instructions' has no chat template"):
+        load_prompts(config, base, max_prompt_len=24)

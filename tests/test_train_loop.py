@@ -5,6 +5,7 @@ import glob
 import importlib.util
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -110,9 +111,10 @@ def test_every_experiment_runs_its_smallest_variant(path, method, tmp_path, prev
     config.train.workdir = str(tmp_path)
     config.mesh.data = 1
     config.mesh.fsdp = jax.device_count()
-    if "previous_stage" in config:  # the earlier stage trains first, unless another experiment trained it
-        previous = config.previous_stage
-        previous.train.workdir = str(previous_stages / os.path.basename(previous.train.workdir))
+    earlier = config
+    while "previous_stage" in earlier:  # the earlier stages train first, unless another experiment trained them
+        earlier = earlier.previous_stage
+        earlier.train.workdir = str(previous_stages / os.path.basename(earlier.train.workdir))
     final = run(config)
     if config.kind == "best_of_n":  # an evaluation: it trains and exports nothing
         assert set(final) >= {"reward@1", "reward@16"} and os.path.exists(tmp_path / "best_of_n.png")
@@ -138,7 +140,7 @@ def test_one_trace_and_host_syncs_only_when_logging(tmp_path, monkeypatch, train
         loop_module.train(config)
     assert len(train_step_traces) == 1
     eval_batches = len(loop_module.build_data(config.data, None)[1])
-    assert len(fetches) == 9 // 3 + eval_batches  # three logging steps, then the final evaluation
+    assert len(fetches) == 9 // 3 + 2 * eval_batches  # three logging steps; the evaluations before and after
 
 
 MESH_RUN = ("--config.train.steps=20", "--config.train.log_every=1")
@@ -213,28 +215,60 @@ def _wait_for_first_loss(workdir, process):
         time.sleep(0.05)
 
 
+def _wait_for_loss_at(workdir, process, step):
+    """Polls until the run has logged its training loss of `step`."""
+    path, deadline = os.path.join(workdir, "metrics.jsonl"), time.time() + 240
+    while not (os.path.exists(path) and re.search(rf'{{"step": {step}, [^\n]*"train/loss"', open(path).read())):
+        assert process.poll() is None and time.time() < deadline, f"the run logged no loss at step {step}"
+        time.sleep(0.02)
+
+
+def _logged_once(workdir):
+    """Whether metrics.jsonl holds one record per (step, train or eval)."""
+    records = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    logged = [(r["step"], [k for k in r if k != "step"][0].split("/")[0]) for r in records]
+    return len(logged) == len(set(logged))
+
+
 @pytest.mark.slow
-def test_kill_minus_nine_then_resume_matches_uninterrupted(tmp_path):
-    args = ("--config.train.steps=150", "--config.train.log_every=1", "--config.train.checkpoint_every=20")
-    straight, killed = _Cli(tmp_path / "straight", *args), None
+def test_kill_minus_nine_or_ctrl_c_then_the_same_command_matches_an_uninterrupted_run(tmp_path):
+    """Killed at a checkpoint >= 40, or Ctrl-C at a random step: the rerun resumes from the last checkpoint (the
+    one Ctrl-C saved), its losses equal an uninterrupted run's, and every step is logged once although the steps
+    after the checkpoint ran twice."""
+    steps = 200
+    args = (f"--config.train.steps={steps}", "--config.train.log_every=1", "--config.train.checkpoint_every=20")
+    straight, killed, interrupted = _Cli(tmp_path / "straight", *args), None, None
     try:
         _wait_for_first_loss(tmp_path / "straight", straight.process)  # the other runs load its compiled programs
         killed = _Cli(tmp_path / "killed", *args)  # while the straight run goes on
+        interrupted = _Cli(tmp_path / "interrupted", *args)
         _wait_for_checkpoint(tmp_path / "killed", killed.process, minimum_step=40)
         killed.process.send_signal(signal.SIGKILL)
+        _wait_for_loss_at(tmp_path / "interrupted", interrupted.process, random.randint(5, 100))
+        interrupted.process.send_signal(signal.SIGINT)
         killed.process.wait()
         assert killed.process.returncode == -signal.SIGKILL  # killed mid-run, not finished
-        resumed = _Cli(tmp_path / "killed", *args, log_name="resumed.log").output()
+        interrupted.process.wait(timeout=120)
+        stopped = interrupted.log.read_text()
+        assert interrupted.process.returncode == 130, stopped[-3000:]
+        resumed = {
+            name: _Cli(tmp_path / name, *args, log_name=f"{name}_resumed.log") for name in ("killed", "interrupted")
+        }
+        resumed = {name: cli.output() for name, cli in resumed.items()}
         straight_losses = straight.losses()
     finally:
-        straight.stop()
-        if killed:
-            killed.stop()
-    match = re.search(r"resumed from .* step (\d+)", resumed)
-    assert match and 40 <= int(match.group(1)) < 150
-    killed_losses = _losses(tmp_path / "killed")
-    assert sorted(killed_losses) == sorted(straight_losses)
-    assert max(abs(straight_losses[s] - killed_losses[s]) for s in straight_losses) < 1e-6
+        for cli in (straight, killed, interrupted):
+            if cli:
+                cli.stop()
+    match = re.search(r"resumed from .* step (\d+)", resumed["killed"])
+    assert match and 40 <= int(match.group(1)) < steps
+    saved = int(re.search(r"Ctrl-C: saved checkpoint at step (\d+); rerun the same command", stopped).group(1))
+    assert "Traceback" not in stopped and f"{tmp_path}/interrupted/checkpoints step {saved}" in resumed["interrupted"]
+    for name in ("killed", "interrupted"):
+        assert _logged_once(tmp_path / name), name
+        losses = _losses(tmp_path / name)
+        assert sorted(losses) == sorted(straight_losses) == list(range(1, steps + 1))
+        assert max(abs(straight_losses[s] - losses[s]) for s in straight_losses) < 1e-6, name
 
 
 @pytest.mark.slow
@@ -339,3 +373,22 @@ def test_fine_tunes_a_hf_directory_on_a_jsonl_file_without_held_out_data(tmp_pat
     assert loop_module.train(config) == {}
     assert sorted(_losses(str(tmp_path / "run"))) == [1, 2]
     assert os.path.exists(tmp_path / "run" / "hf" / "tokenizer.json")
+
+
+@pytest.mark.slow
+def test_fine_tunes_a_real_base_model_on_plain_prompt_completion_rows(tmp_path, stories260k_dir):
+    """A base model without a chat template (stories260K) trains with data.template='plain', evaluates its
+    held-out rows and prints greedy answers; nothing asks for a chat template (35 s on CPU: compiles)."""
+    from alignjax.configs import base_config
+
+    stories = ["Once upon a time, there was a little girl named Lily.", "One day, a bird sang in the park."]
+    rows = [{"prompt": f"Story {i}:", "completion": " " + stories[i % 2]} for i in range(16)]
+    (tmp_path / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = base_config()
+    config.model.path = str(stories260k_dir)
+    config.data.update(source="json", path=str(tmp_path / "train.jsonl"), template="plain", eval_fraction=0.25)
+    config.data.update(seq_len=32, batch_size=8)
+    config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, answers_to_print=1, rule_prompts=0)
+    config.train.update(workdir=str(tmp_path / "run"), export_hf=False)
+    final = loop_module.train(config)
+    assert sorted(_losses(str(tmp_path / "run"))) == [1, 2] and set(final) >= {"loss", "exact_match"}

@@ -71,7 +71,7 @@ def test_loss_decreases_and_metrics_are_complete():
     history, state = _run(steps=6, vary_batches=False)
     assert int(state.step) == 6
     assert history[-1]["loss"] < history[0]["loss"]
-    assert set(history[0]) == {"loss", "grad_norm", "learning_rate", "loss_weight", "token_accuracy"}
+    assert set(history[0]) == {"loss", "grad_norm", "learning_rate", "loss_terms", "token_accuracy"}
 
 
 @pytest.mark.slow

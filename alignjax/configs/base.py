@@ -4,10 +4,20 @@ Experiment files take `base_config()` (or a recipe of `configs.toy` built on it)
 so every experiment has the same keys and `--config.x.y=v` overrides work the same everywhere.
 """
 
+import os
+
 from ml_collections import ConfigDict
 
 from alignjax.data import sft_data_config
 from alignjax.losses import loss_config
+
+RUNS_ENV = "ALIGNJAX_RUNS"  # the directory that holds every run's workdir; default ./runs
+
+
+def run_dir(name: str) -> str:
+    """The workdir of the run `name`: `$ALIGNJAX_RUNS/name`, else `runs/name` under the current directory, as an
+    absolute path. Each user (each clone) gets their own, so nobody resumes another person's checkpoint."""
+    return os.path.abspath(os.path.join(os.environ.get(RUNS_ENV, "runs"), name))
 
 
 def base_config() -> ConfigDict:
@@ -62,7 +72,8 @@ def base_config() -> ConfigDict:
             eval_every=250,
             checkpoint_every=250,
             keep_checkpoints=2,
-            workdir="/tmp/alignjax/run",
+            workdir="",  # checkpoints, metrics, export; empty: run_dir(<experiment file>-<variant>), set by the CLI
+            resume_from="",  # "": the workdir's latest checkpoint; a step of it; or another run's checkpoint dir
             export_hf=True,
             answers_to_print=4,  # held-out prompts whose greedy answers are printed at the end
             rule_prompts=200,  # held-out prompts whose greedy answers are checked by a builtin task's rule; 0: none

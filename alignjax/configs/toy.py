@@ -11,22 +11,20 @@ from __future__ import annotations
 
 from ml_collections import ConfigDict
 
-from alignjax.configs.base import base_config
+from alignjax.configs.base import base_config, run_dir
 from alignjax.kinds import offline_kind
 from alignjax.losses import loss_config, objective
 from alignjax.rl.config import rl_section
-
-WORKDIR = "/tmp/alignjax"
 
 
 def sft_stage(smoke: bool = False) -> ConfigDict:
     """SFT from scratch on the builtin sloppy demonstrations (`toy_demonstrations`)."""
     config = base_config()
     config.data.path = "toy_demonstrations"
-    config.train.update(steps=3000, eval_every=0, checkpoint_every=1000, workdir=f"{WORKDIR}/toy_sft")
+    config.train.update(steps=3000, eval_every=0, checkpoint_every=1000, workdir=run_dir("toy_sft"))
     if smoke:
         config.train.update(
-            steps=2, log_every=1, checkpoint_every=0, answers_to_print=1, rule_prompts=0, workdir=f"{WORKDIR}/smoke_sft"
+            steps=2, log_every=1, checkpoint_every=0, answers_to_print=1, rule_prompts=0, workdir=run_dir("smoke_sft")
         )
         config.data.max_examples = 256
     return config
@@ -48,7 +46,7 @@ def preference(loss: str, smoke: bool = False, name: str = "", **hyperparameters
     Args:
         loss: a registered loss name; the data take its example format, the run its kind.
         smoke: a 2-step run of both stages (tests).
-        name: the recipe's name in its workdir (`/tmp/alignjax/<name>_toy`); empty: the loss's.
+        name: the recipe's name in its workdir (`runs/<name>_toy`, see `run_dir`); empty: the loss's.
         **hyperparameters: the loss's hyperparameters that differ from its defaults.
     """
     name = name or loss
@@ -57,10 +55,10 @@ def preference(loss: str, smoke: bool = False, name: str = "", **hyperparameters
     config.loss = loss_config(loss, **hyperparameters)
     config.data.update(path="toy_preferences", format=objective(loss).format)
     config.optim.update(lr=1e-4, warmup_steps=20, schedule="constant")
-    config.train.update(steps=300, log_every=25, eval_every=100, checkpoint_every=100, workdir=f"{WORKDIR}/{name}_toy")
+    config.train.update(steps=300, log_every=25, eval_every=100, checkpoint_every=100, workdir=run_dir(f"{name}_toy"))
     if smoke:
         config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, answers_to_print=1, rule_prompts=0)
-        config.train.workdir = f"{WORKDIR}/smoke_{name}"
+        config.train.workdir = run_dir(f"smoke_{name}")
         config.data.max_examples = 64
     return config
 
@@ -90,11 +88,11 @@ def rl(algorithm: str, smoke: bool = False, loss: str | None = None, **overrides
     config.data.update(path="toy_preferences", format="pairs")
     config.rl = rl_section(algorithm, max_prompt_len=24, max_new_tokens=8, **overrides)
     config.optim.update(lr=1e-4, warmup_steps=5, schedule="constant")
-    config.train.update(steps=60, log_every=5, eval_every=10, checkpoint_every=20, workdir=f"{WORKDIR}/{algorithm}_toy")
+    config.train.update(steps=60, log_every=5, eval_every=10, checkpoint_every=20, workdir=run_dir(f"{algorithm}_toy"))
     if smoke:
         config.rl.update(prompts_per_iteration=8, eval_prompts=8)
         config.train.update(steps=2, log_every=1, eval_every=1, checkpoint_every=0, answers_to_print=1)
-        config.train.workdir = f"{WORKDIR}/smoke_{algorithm}"
+        config.train.workdir = run_dir(f"smoke_{algorithm}")
     return config
 
 
@@ -111,8 +109,8 @@ def best_of_n(smoke: bool = False) -> ConfigDict:
     config.rl = rl_section(None, max_prompt_len=24, max_new_tokens=8)
     config.rl.reward.model_path = reward_stage.train.get_ref("workdir") + "/hf"
     config.best_of_n = ConfigDict(dict(sizes=(1, 2, 4, 8, 16), gold_function="toy_exact"))
-    config.train.workdir = f"{WORKDIR}/best_of_n_toy"
+    config.train.workdir = run_dir("best_of_n_toy")
     if smoke:
         config.rl.eval_prompts = 8
-        config.train.workdir = f"{WORKDIR}/smoke_best_of_n"
+        config.train.workdir = run_dir("smoke_best_of_n")
     return config

@@ -76,9 +76,13 @@ _LOSSES: dict[str, Objective] = {}
 
 
 def register(name: str, fn: LossFn, *, inputs: str = "tokens", format: str = "sft", reference: bool = False) -> None:
-    """Adds a loss under `name`; see the module docstring for `inputs`."""
-    if name in _LOSSES:
-        raise ValueError(f"loss {name!r} is already registered")
+    """Adds a loss under `name`; see the module docstring for `inputs`.
+
+    An experiment file may register its own loss; the command line loads that file again to apply overrides, so a
+    second registration of the same function (same module and name) replaces the first instead of failing.
+    """
+    if name in _LOSSES and _origin(_LOSSES[name].fn) != _origin(fn):
+        raise ValueError(f"loss {name!r} is already registered (by {'.'.join(_origin(_LOSSES[name].fn))})")
     if inputs not in INPUTS:
         raise ValueError(f"loss {name!r}: inputs must be one of {INPUTS}, got {inputs!r}")
     objective = Objective(name, fn, inputs, format, reference)
@@ -86,6 +90,10 @@ def register(name: str, fn: LossFn, *, inputs: str = "tokens", format: str = "sf
     if missing:
         raise ValueError(f"loss {name!r}: keyword-only hyperparameters {missing} need defaults")
     _LOSSES[name] = objective
+
+
+def _origin(fn: LossFn) -> tuple[str, str]:
+    return getattr(fn, "__module__", ""), getattr(fn, "__qualname__", repr(fn))
 
 
 def objective(name: str) -> Objective:

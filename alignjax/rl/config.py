@@ -73,10 +73,15 @@ def check_rl_config(config: ConfigDict, num_devices: int) -> None:
     name = hyperparameters.name
     algorithm = algorithms.get(name)  # a ConfigError naming the registered ones
     for field in (
-        "prompts_per_iteration", "samples_per_prompt", "max_prompt_len", "max_new_tokens", "epochs", "minibatches"
+        "prompts_per_iteration",
+        "samples_per_prompt",
+        "max_prompt_len",
+        "max_new_tokens",
+        "epochs",
+        "minibatches",
     ):
         require(rl[field] >= 1, f"rl.{field} must be >= 1, got {rl[field]}")
-    require(config.train.steps >= 1, f"train.steps (iterations) must be >= 1, got {config.train.steps}")
+    require(config.train.steps >= 0, f"train.steps (iterations) must be >= 0 (0 evaluates), got {config.train.steps}")
     require(rl.temperature > 0, f"rl.temperature must be > 0 (rollouts sample), got {rl.temperature}")
     fewest = algorithm.min_samples_per_prompt
     require(

@@ -61,19 +61,33 @@ def _critic(config: ConfigDict, algorithm: algorithms.Algorithm, total_updates: 
 
 def _log_line(iteration: int, record: dict[str, float]) -> str:
     shown = (
-        "reward", "eval_reward", "kl", "eval_kl", "answer_length", "generate_seconds", "score_seconds", "train_seconds"
+        "reward",
+        "eval_reward",
+        "kl",
+        "eval_kl",
+        "answer_length",
+        "generate_seconds",
+        "score_seconds",
+        "train_seconds",
     )
     return f"[iteration {iteration}] " + "  ".join(f"{k}={record[k]:.4g}" for k in shown if k in record)
 
 
 def train_rl(config: ConfigDict) -> dict[str, float]:
-    """Runs the on-policy experiment `config` to its end (or to SIGTERM); returns the final eval metrics."""
+    """Runs the on-policy experiment `config` to its end; returns the final eval metrics.
+
+    `train.steps=0` evaluates the starting policy (or the checkpoint the workdir holds or `train.resume_from`
+    names) on the held-out prompts, with no training, checkpoint or export.
+
+    Raises:
+      RunStopped: when SIGTERM or Ctrl-C stopped the run, after saving a checkpoint.
+    """
     check_rl_config(config, jax.device_count())
     rl, t = config.rl, config.train
     algorithm = algorithms.get(rl.algorithm.name)
     from_reference = algorithm.samples_from == "reference"  # then the samples cannot drift from the reference
     mesh = sharding.mesh_from_config(config.mesh)
-    with RunScaffold(t.workdir, t.keep_checkpoints, echo=False) as scaffold:
+    with RunScaffold(t.workdir, t.keep_checkpoints, t.resume_from, echo=False) as scaffold:
         tokenizer = load_tokenizer(config)
         train_prompts, eval_prompts, skipped = load_prompts(config.data, tokenizer, rl.max_prompt_len)
         eval_prompts = eval_prompts.take(range(min(rl.eval_prompts, len(eval_prompts))))
@@ -82,20 +96,28 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
         )
         m = config.model
         model = from_pretrained(m.path, dtype=m.dtype, param_dtype=m.param_dtype, mesh=mesh)
-        total_updates = t.steps * rl.epochs * rl.minibatches
+        total_updates = max(t.steps, 1) * rl.epochs * rl.minibatches
         policy = Trainee.create(model, config.optim, total_updates, config.seed, mesh)
         ref_params = reference_params(config, policy.state.params, mesh)
         critic = _critic(config, algorithm, total_updates, mesh)
         sampling = SamplingConfig(temperature=rl.temperature, top_k=rl.top_k, top_p=rl.top_p)
         worker = RolloutWorker(
-            model, ref_params, make_scorer(rl.reward, mesh, m.dtype), tokenizer, mesh,
-            max_prompt_len=rl.max_prompt_len, max_new_tokens=rl.max_new_tokens, sampling=sampling,
-            missing_eos_penalty=rl.missing_eos_penalty, critic_graphdef=critic and critic.graphdef,
+            model,
+            ref_params,
+            make_scorer(rl.reward, mesh, m.dtype),
+            tokenizer,
+            mesh,
+            max_prompt_len=rl.max_prompt_len,
+            max_new_tokens=rl.max_new_tokens,
+            sampling=sampling,
+            missing_eos_penalty=rl.missing_eos_penalty,
+            critic_graphdef=critic and critic.graphdef,
         )
         update = Updater(config, policy, critic)
         hyperparameters = rl.algorithm
         kl_control = AdaptiveKLController(
-            hyperparameters.get("kl_coef", 0.0), hyperparameters.get("kl_target", 0.0),
+            hyperparameters.get("kl_coef", 0.0),
+            hyperparameters.get("kl_target", 0.0),
             hyperparameters.get("kl_horizon", 1.0),
         )
         states, shardings = {"policy": policy.state}, {"policy": policy.shardings}
@@ -111,13 +133,13 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
             scores, kl, _ = worker.greedy_scores(params, eval_prompts)
             return {"eval_reward": float(np.mean(scores)), "eval_kl": float(np.mean(kl))}
 
-        if start == 0 and t.eval_every and len(eval_prompts):
+        if len(eval_prompts) and ((start == 0 and t.eval_every) or not t.steps):  # the start, or an evaluation
             start_eval = evaluate(states["policy"].params)
-            history.append({"iteration": 0, **start_eval})
-            scaffold.writer.write(0, start_eval)
+            history.append({"iteration": start, **start_eval})
+            scaffold.writer.write(start, start_eval)
             reward = start_eval["eval_reward"]
-            tqdm.write(f"[iteration 0] eval_reward={reward:.4g} (the starting model's greedy answers)")
-        scaffold.watch_sigterm()
+            tqdm.write(f"[iteration {start}] eval_reward={reward:.4g} (the starting model's greedy answers)")
+        scaffold.watch_signals()
         for iteration in tqdm(range(start, t.steps), initial=start, total=t.steps, desc=algorithm.name, disable=None):
             prompts = iteration_prompts(train_prompts, iteration, rl.prompts_per_iteration, config.data.seed)
             sampling_params = ref_params if from_reference else states["policy"].params
@@ -148,8 +170,7 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
             if t.log_every and (done % t.log_every == 0 or done == t.steps or "eval_reward" in record):
                 tqdm.write(_log_line(done, record))
             progress = {"kl_coef": kl_control.coef, "history": history}
-            if scaffold.checkpoint(done, states, progress, t.checkpoint_every, final=done == t.steps, unit="iteration"):
-                return {}
+            scaffold.checkpoint(done, states, progress, t.checkpoint_every, final=done == t.steps, unit="iteration")
         policy.state = states["policy"]
         return _finish(config, policy, tokenizer, history, worker, eval_prompts, scaffold)
 
@@ -174,6 +195,6 @@ def _finish(config, policy: Trainee, tokenizer, history, worker, eval_prompts, s
             shown = list(zip(eval_prompts.values, answers, scores))[: config.train.answers_to_print]
             for prompt, answer, score in shown:
                 tqdm.write(f"  {prompt!r} -> {answer!r} (reward {score:.3g})")
-    if config.train.export_hf:
+    if config.train.export_hf and config.train.steps:
         scaffold.export(policy.model(), tokenizer)
     return final

@@ -11,20 +11,30 @@ import os
 import jax
 import orbax.checkpoint as ocp
 
+from alignjax.config_errors import ConfigError
 from alignjax.train.trainee import TrainState
 
 
 class Checkpointer:
-    """Saves and restores (TrainState, data position) under `directory`, keeping the last `keep` steps."""
+    """Saves and restores (TrainState, data position) under `directory`, keeping the last `keep` steps (None:
+    all, for reading another run's checkpoints without touching them)."""
 
-    def __init__(self, directory: str, keep: int):
+    def __init__(self, directory: str, keep: int | None):
         options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True)
-        self._manager = ocp.CheckpointManager(
-            os.path.abspath(directory), options=options, item_names=("state", "data")
-        )
+        self._manager = ocp.CheckpointManager(os.path.abspath(directory), options=options, item_names=("state", "data"))
+
+    @property
+    def directory(self) -> str:
+        return str(self._manager.directory)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def delete(self, step: int) -> None:
+        self._manager.delete(step)
 
     def save(self, step: int, state: TrainState, data_position: dict, force: bool = False) -> None:
         """Saves asynchronously; a step already on disk is left as it is."""
@@ -34,9 +44,21 @@ class Checkpointer:
         self._manager.save(step, args=args, force=force)
 
     def restore(self, step: int, abstract_state: TrainState) -> tuple[TrainState, dict]:
-        """The state saved at `step`, placed on the shardings carried by `abstract_state`'s leaves."""
+        """The state saved at `step`, placed on the shardings carried by `abstract_state`'s leaves.
+
+        Raises:
+          ConfigError: in one line, when the checkpoint holds a state of another structure or shape (another
+            run's checkpoint: orbax's own message lists every array).
+        """
         args = ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore())
-        restored = self._manager.restore(step, args=args)
+        try:
+            restored = self._manager.restore(step, args=args)
+        except (ValueError, KeyError, TypeError) as e:
+            first_line = str(e).strip().splitlines()[0][:160]
+            raise ConfigError(
+                f"the checkpoint {self.directory}/{step} does not fit this run's model and optimizer ({first_line}): "
+                "it was saved by another run; set another train.workdir, or delete that checkpoint"
+            ) from None
         return restored["state"], restored["data"]
 
     def wait(self) -> None:

@@ -11,6 +11,7 @@ from ml_collections import ConfigDict
 
 from alignjax import losses
 from alignjax.config_errors import require
+from alignjax.data import validate_data_config
 from alignjax.sharding import mesh_shape
 from alignjax.train.optimizer import SCHEDULES
 
@@ -18,6 +19,7 @@ from alignjax.train.optimizer import SCHEDULES
 def check_config(config: ConfigDict) -> None:
     """Raises ConfigError naming the first invalid value of `config`."""
     optim, train, data = config.optim, config.train, config.data
+    validate_data_config(data)  # each field's own range first: a negative batch size is named as such
     require(optim.lr > 0, f"optim.lr must be > 0, got {optim.lr}")
     require(optim.warmup_steps >= 0, f"optim.warmup_steps must be >= 0, got {optim.warmup_steps}")
     require(optim.schedule in SCHEDULES, f"optim.schedule must be one of {SCHEDULES}, got {optim.schedule!r}")
@@ -25,7 +27,7 @@ def check_config(config: ConfigDict) -> None:
     require(optim.weight_decay >= 0, f"optim.weight_decay must be >= 0, got {optim.weight_decay}")
     require(optim.clip_norm >= 0, f"optim.clip_norm must be >= 0 (0 disables), got {optim.clip_norm}")
     require(optim.grad_accum >= 1, f"optim.grad_accum must be >= 1, got {optim.grad_accum}")
-    require(train.steps >= 1, f"train.steps must be >= 1, got {train.steps}")
+    require(train.steps >= 0, f"train.steps must be >= 0 (0 evaluates without training), got {train.steps}")
     for field in ("log_every", "eval_every", "checkpoint_every", "rule_prompts"):
         require(train[field] >= 0, f"train.{field} must be >= 0 (0 disables), got {train[field]}")
     require(config.loss.name in losses.names(), f"loss.name must be one of {losses.names()}, got {config.loss.name!r}")

@@ -49,33 +49,50 @@ class _RuleCheck:
         return rule_rate(answers, self.prompts, self.rule)
 
 
-def _print_summary(config: ConfigDict, final: dict[str, float], rule_rate_before: float | None) -> None:
-    """The stage's outcome in words: held-out preference accuracy and the rule rate before and after."""
-    lines = []
-    if "rewards/accuracy" in final:
-        lines.append(f"held-out preference accuracy: {100 * final['rewards/accuracy']:.1f}%")
-    if "rule_rate" in final:
-        before = "" if rule_rate_before is None else f"{100 * rule_rate_before:.1f}% before this stage -> "
-        lines.append(f"greedy answers that follow the task's rule: {before}{100 * final['rule_rate']:.1f}% after")
-    if "exact_match" in final:
-        lines.append(f"held-out exact match: {100 * final['exact_match']:.1f}%")
-    for line in lines:
-        tqdm.write(f"[{config.loss.name}] {line}")
+def _before_after(name: str, before: dict, after: dict, scale: float = 100.0, unit: str = "%") -> str | None:
+    """'name: B before -> A after' (or 'name: A' without a before), None when `after` lacks it."""
+    if name not in after:
+        return None
+    if name not in before:
+        return f"{after[name] * scale:.4g}{unit}"
+    return f"{before[name] * scale:.4g}{unit} before this stage -> {after[name] * scale:.4g}{unit} after"
+
+
+def _print_summary(config: ConfigDict, final: dict[str, float], before: dict[str, float]) -> None:
+    """The stage's outcome in words, each figure before and after the stage: held-out preference accuracy and
+    reward margin (a saturated accuracy says little without the margin), the rule rate, exact match."""
+    figures = (
+        ("held-out preference accuracy", "rewards/accuracy", 100.0, "%"),
+        ("held-out reward margin (chosen - rejected)", "rewards/margin", 1.0, ""),
+        ("greedy answers that follow the task's rule", "rule_rate", 100.0, "%"),
+        ("held-out exact match", "exact_match", 100.0, "%"),
+    )
+    for words, name, scale, unit in figures:
+        line = _before_after(name, before, final, scale, unit)
+        if line:
+            tqdm.write(f"[{config.loss.name}] {words}: {line}")
 
 
 def train(config: ConfigDict) -> dict[str, float]:
-    """Trains the one stage `config` to completion (or to SIGTERM); returns the final eval metrics."""
+    """Trains the one stage `config` to completion; returns the final eval metrics.
+
+    `train.steps=0` evaluates instead: the starting model (`model.path`), or the checkpoint a workdir holds or
+    `train.resume_from` names, on the held-out data, with no training, checkpoint or export.
+
+    Raises:
+      RunStopped: when SIGTERM or Ctrl-C stopped the run, after saving a checkpoint.
+    """
     check_config(config)
     objective = losses.objective(config.loss.name)
     loss_fn = losses.bind(config.loss)
     mesh = sharding.mesh_from_config(config.mesh)
     t = config.train
-    with RunScaffold(t.workdir, t.keep_checkpoints) as scaffold:
+    with RunScaffold(t.workdir, t.keep_checkpoints, t.resume_from) as scaffold:
         train_iter, eval_batches, tokenizer, report = build_data(config.data, load_tokenizer(config))
         tqdm.write(f"data: {report}")
         model = build_model(config, objective, len(tokenizer), mesh)
         ref_params = reference_params(config, nnx.state(model), mesh) if objective.reference else None
-        trainee = Trainee.create(model, config.optim, t.steps, config.seed, mesh)
+        trainee = Trainee.create(model, config.optim, max(t.steps, 1), config.seed, mesh)
         del model
         start, trainee.state, data_position = scaffold.restore(trainee.state, trainee.shardings)
         if start:
@@ -88,8 +105,15 @@ def train(config: ConfigDict) -> dict[str, float]:
             ref_params = ref_shardings = None  # the reference's memory is freed for the run
             eval_batches = [tables.attach(batch, "eval") for batch in eval_batches]
         step_fn = jit_train_step(
-            trainee.graphdef, objective, loss_fn, trainee.optimizer, trainee.schedule, config.optim.grad_accum,
-            trainee.shardings, mesh, ref_shardings,
+            trainee.graphdef,
+            objective,
+            loss_fn,
+            trainee.optimizer,
+            trainee.schedule,
+            config.optim.grad_accum,
+            trainee.shardings,
+            mesh,
+            ref_shardings,
         )
         eval_fn = jit_eval_step(trainee.graphdef, objective, loss_fn, trainee.shardings.params, mesh, ref_shardings)
 
@@ -97,13 +121,12 @@ def train(config: ConfigDict) -> dict[str, float]:
             return evaluate(eval_fn, trainee.state.params, ref_params, eval_batches, mesh) if eval_batches else {}
 
         check_rule = _RuleCheck(config, objective)
-        if start == 0 and eval_batches and t.eval_every:
-            scaffold.writer.write(0, evaluate_now(), prefix="eval")
-        rule_rate_before = None
-        if start == 0 and check_rule.rule:
-            rule_rate_before = check_rule(trainee.model(), tokenizer, mesh)
-            scaffold.writer.write(0, {"rule_rate": rule_rate_before}, prefix="eval")
-        scaffold.watch_sigterm()
+        if start == 0 and t.steps:  # the starting model's figures, for the summary's "before"
+            starting = evaluate_now()
+            if check_rule.rule:
+                starting["rule_rate"] = check_rule(trainee.model(), tokenizer, mesh)
+            scaffold.writer.write(0, starting, prefix="eval")
+        scaffold.watch_signals()
         tokens_since_log, last_log = 0, time.perf_counter()
         for step in tqdm(range(start, t.steps), initial=start, total=t.steps, desc="train", disable=None):
             batch = next(train_iter)
@@ -119,8 +142,8 @@ def train(config: ConfigDict) -> dict[str, float]:
                 tokens_since_log, last_log = 0, time.perf_counter()
             if t.eval_every and done % t.eval_every == 0 and done != t.steps and eval_batches:
                 scaffold.writer.write(done, evaluate_now(), prefix="eval")
-            if scaffold.checkpoint(done, trainee.state, train_iter.state(), t.checkpoint_every, final=done == t.steps):
-                return {}
+            scaffold.checkpoint(done, trainee.state, train_iter.state(), t.checkpoint_every, final=done == t.steps)
+        before = scaffold.writer.logged(0, "eval")
         final = evaluate_now()
         model = trainee.model()
         if check_rule.rule:
@@ -128,8 +151,8 @@ def train(config: ConfigDict) -> dict[str, float]:
         elif t.answers_to_print and eval_batches and objective.inputs == "tokens":
             print_samples(model, tokenizer, eval_batches, t.answers_to_print, mesh)
         if final:
-            scaffold.writer.write(t.steps, final, prefix="eval")
-            _print_summary(config, final, rule_rate_before)
-        if t.export_hf:
+            scaffold.writer.write(max(t.steps, start), final, prefix="eval")
+            _print_summary(config, final, before)
+        if t.export_hf and t.steps:
             scaffold.export(model, tokenizer)
         return final

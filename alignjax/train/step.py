@@ -34,9 +34,7 @@ def _split_micro_batches(batch: dict, num_micro: int) -> dict:
     Strided rather than contiguous rows: the batch is split over devices in contiguous blocks, so every device
     contributes to every micro-batch and no rows move between devices.
     """
-    return jax.tree.map(
-        lambda x: x.reshape(x.shape[0] // num_micro, num_micro, *x.shape[1:]).swapaxes(0, 1), batch
-    )
+    return jax.tree.map(lambda x: x.reshape(x.shape[0] // num_micro, num_micro, *x.shape[1:]).swapaxes(0, 1), batch)
 
 
 def train_step(
@@ -90,7 +88,7 @@ def train_step(
         "loss": total / weight,
         "grad_norm": optax.tree.norm(grads),
         "learning_rate": schedule(state.step),
-        "loss_weight": weight,
+        "loss_terms": weight,  # what the loss averages over in this batch: target tokens (SFT) or pairs (DPO)
         **{name: value / weight for name, value in metrics_sum.items()},
     }
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
