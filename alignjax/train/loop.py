@@ -122,7 +122,7 @@ def train(config: ConfigDict) -> dict[str, float]:
 
         check_rule = _RuleCheck(config, objective)
         if start == 0 and t.steps:  # the starting model's figures, for the summary's "before"
-            starting = evaluate_now()
+            starting = evaluate_now() if t.eval_every else {}
             if check_rule.rule:
                 starting["rule_rate"] = check_rule(trainee.model(), tokenizer, mesh)
             scaffold.writer.write(0, starting, prefix="eval")
