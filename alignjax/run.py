@@ -36,6 +36,11 @@ def stages(config: ConfigDict) -> list[ConfigDict]:
     return (stages(config.previous_stage) if "previous_stage" in config else []) + [config]
 
 
+def _took(began: float) -> str:
+    minutes, seconds = divmod(time.perf_counter() - began, 60)
+    return f"{int(minutes)}m{seconds:04.1f}s"
+
+
 def _outputs(workdir: str) -> str:
     names = sorted(n + ("/" if os.path.isdir(os.path.join(workdir, n)) else "") for n in os.listdir(workdir))
     return " ".join(n for n in names if n != LOCK_FILE and not n.endswith(".tmp"))
@@ -50,7 +55,7 @@ def run(config: ConfigDict) -> dict[str, float]:
     if config.distributed.enabled:
         d = config.distributed
         sharding.initialize_distributed(d.coordinator_address, d.num_processes, d.process_id)
-    chain = stages(config)
+    chain, run_began = stages(config), time.perf_counter()
     check_stages(chain)
     final: dict[str, float] = {}
     for number, stage in enumerate(chain, 1):
@@ -61,11 +66,9 @@ def run(config: ConfigDict) -> dict[str, float]:
         tqdm.write(f"stage {number}/{len(chain)} ({stage.kind}): workdir {workdir}")
         with claim_workdir(stage):
             final = kinds.get(stage.kind).run(stage)
-        minutes, seconds = divmod(time.perf_counter() - began, 60)
-        tqdm.write(
-            f"stage {number}/{len(chain)} ({stage.kind}) done in {int(minutes)}m{seconds:04.1f}s; "
-            f"{workdir}: {_outputs(workdir)}"
-        )
+        tqdm.write(f"stage {number}/{len(chain)} ({stage.kind}) done in {_took(began)}; {workdir}: {_outputs(workdir)}")
+    if len(chain) > 1:
+        tqdm.write(f"all {len(chain)} stages done in {_took(run_began)}; the last one wrote to {workdir}")
     return final
 
 
