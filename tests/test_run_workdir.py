@@ -62,6 +62,9 @@ def test_an_unwritable_workdir_is_named_before_anything_runs(tmp_path):
         check_writable(str(tmp_path / "file" / "run"))
     check_writable(str(tmp_path / "new" / "run"))
     assert not os.path.exists(tmp_path / "new")  # checking creates nothing
+    with pytest.raises(ConfigError, match=r"train.workdir='/proc/alignjax_run' cannot be written: "):
+        with claim_workdir(_config("/proc/alignjax_run")):  # where even root cannot write
+            pass
 
 
 def test_resume_from_a_step_deletes_the_later_checkpoints_and_drops_their_metrics(tmp_path):

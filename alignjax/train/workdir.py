@@ -101,8 +101,12 @@ def claim_workdir(config: ConfigDict) -> Iterator[None]:
         yield
         return
     check_writable(workdir)
-    os.makedirs(workdir, exist_ok=True)
-    with open(os.path.join(workdir, LOCK_FILE), "a+") as lock:
+    try:  # a read-only file system, or a directory root may not write either, fails here: in one line too
+        os.makedirs(workdir, exist_ok=True)
+        lock = open(os.path.join(workdir, LOCK_FILE), "a+")
+    except OSError as e:
+        raise ConfigError(f"train.workdir={workdir!r} cannot be written: {e.strerror}") from None
+    with lock:
         try:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
