@@ -20,9 +20,7 @@ from alignjax.train.workdir import check_writable
 def _model_dirs(stage: ConfigDict) -> list[tuple[str, str, bool]]:
     """(field, path, whether it must bring a tokenizer) of every model directory the stage reads."""
     m = stage.model
-    dirs = [("model.path", m.path, not m.tokenizer)]
-    if m.tokenizer and not m.tokenizer.startswith("builtin:") and os.path.sep in m.tokenizer:
-        dirs.append(("model.tokenizer", m.tokenizer, True))
+    dirs = [("model.path", m.path, not m.tokenizer)]  # model.tokenizer (a directory or hub id) goes to transformers
     if "reference" in stage:
         dirs.append(("reference.path", stage.reference.path, False))
     if "rl" in stage:
