@@ -13,13 +13,20 @@ from alignjax.configs import base_config, toy
 from alignjax.train.checkpoint import Checkpointer
 from alignjax.train.metrics import MetricWriter
 from alignjax.train.scaffold import RunScaffold, RunStopped
-from alignjax.train.workdir import CONFIG_FILE, WorkdirBusyError, check_writable, claim_workdir
+from alignjax.train.workdir import CONFIG_FILE, LOCK_FILE, WorkdirBusyError, check_writable, claim_workdir
 
 
 def _config(workdir):
     config = base_config()
     config.train.workdir = str(workdir)
     return config
+
+
+def _run_in(config):
+    """Claims the workdir as a run does, checks that its lock names this process, and releases it."""
+    with claim_workdir(config):
+        holder = open(os.path.join(config.train.workdir, LOCK_FILE)).read()
+        assert holder.startswith(f"pid {os.getpid()} on host ")
 
 
 def _save_checkpoints(directory, steps, state=None):
@@ -33,27 +40,22 @@ def _save_checkpoints(directory, steps, state=None):
 def test_a_second_run_into_a_busy_workdir_refuses_naming_the_holder(tmp_path):
     with claim_workdir(_config(tmp_path)):
         with pytest.raises(WorkdirBusyError, match=rf"is in use by pid {os.getpid()} on host .*; wait for that run"):
-            with claim_workdir(_config(tmp_path)):
-                pass
-    with claim_workdir(_config(tmp_path)):  # released when the first run ended
-        pass
+            _run_in(_config(tmp_path))
+    _run_in(_config(tmp_path))  # released when the first run ended
 
 
 def test_the_config_is_saved_and_a_rerun_with_other_model_or_data_is_refused(tmp_path):
     config = _config(tmp_path)
-    with claim_workdir(config):
-        pass
+    _run_in(config)
     saved = json.loads((tmp_path / CONFIG_FILE).read_text())
     assert saved["data"]["seq_len"] == config.data.seq_len and saved["train"]["workdir"] == str(tmp_path)
     _save_checkpoints(tmp_path / "checkpoints", [10])  # now the workdir holds work to resume
     config.train.steps, config.optim.lr = 5000, 1e-4  # more steps, another learning rate: the same run
-    with claim_workdir(config):
-        pass
+    _run_in(config)
     config.data.seq_len, config.model.path = 48, "/models/other"
     message = r"holds another run \(data.seq_len: 32 -> 48; model.path: '' -> '/models/other'\); set another"
     with pytest.raises(ConfigError, match=message):
-        with claim_workdir(config):
-            pass
+        _run_in(config)
 
 
 def test_an_unwritable_workdir_is_named_before_anything_runs(tmp_path):
@@ -63,8 +65,7 @@ def test_an_unwritable_workdir_is_named_before_anything_runs(tmp_path):
     check_writable(str(tmp_path / "new" / "run"))
     assert not os.path.exists(tmp_path / "new")  # checking creates nothing
     with pytest.raises(ConfigError, match=r"train.workdir='/proc/alignjax_run' cannot be written: "):
-        with claim_workdir(_config("/proc/alignjax_run")):  # where even root cannot write
-            pass
+        _run_in(_config("/proc/alignjax_run"))  # where even root cannot write
 
 
 def test_resume_from_a_step_deletes_the_later_checkpoints_and_drops_their_metrics(tmp_path):
@@ -117,8 +118,7 @@ def test_a_resumed_run_logs_every_step_once_and_replaces_a_repeated_evaluation(t
         writer.write(3, {"loss": 3.5})
     records = [json.loads(line) for line in open(tmp_path / "metrics.jsonl")]
     assert records == [{"step": 1, "train/loss": 1.0}, {"step": 2, "train/loss": 2.0}, {"step": 3, "train/loss": 3.5}]
-    with MetricWriter(str(tmp_path), echo=False):  # a fresh start keeps nothing
-        pass
+    MetricWriter(str(tmp_path), echo=False).close()  # a fresh start keeps nothing
     assert (tmp_path / "metrics.jsonl").read_text() == ""
 
 

@@ -4,8 +4,8 @@ A workdir holds one run's checkpoints, metrics and export; two processes writing
 other's checkpoints and interleave their metrics, and a rerun with another model or data would restore a
 checkpoint of another shape. `claim_workdir` guards against both before anything heavy starts:
 
-- it checks that the workdir can be written (a read-only or mistyped location fails in a second, not after
-  tokenising) and creates it;
+- it creates the workdir (`check_writable`, run by the preflight of every stage, has already named a read-only
+  or mistyped location in a second, not after tokenising);
 - it takes an exclusive lock (`flock` on `workdir/.lock`, which also records the holder's pid and host), released
   by the kernel when the process ends however it ends, so a killed run never leaves a stale lock;
 - it compares the rerun's identity (`IDENTITY_FIELDS`: the kind, the model, the data, the loss or algorithm) with
@@ -75,12 +75,12 @@ def _under(name: str, field: str) -> bool:
 def identity_differences(saved: dict, config: dict) -> list[str]:
     """'field: saved -> now' for every identity field that differs between two configs (plain dicts)."""
     before, now = identity(saved), identity(config)
-    missing = object()
-    return [
-        f"{name}: {before.get(name, missing)!r} -> {now.get(name, missing)!r}".replace(repr(missing), "absent")
-        for name in sorted(set(before) | set(now))
-        if before.get(name, missing) != now.get(name, missing)
-    ]
+
+    def shown(flat: dict, name: str) -> str:
+        return repr(flat[name]) if name in flat else "absent"
+
+    names = sorted(set(before) | set(now))
+    return [f"{n}: {shown(before, n)} -> {shown(now, n)}" for n in names if shown(before, n) != shown(now, n)]
 
 
 def _config_dict(config: ConfigDict) -> dict:
@@ -95,13 +95,12 @@ class WorkdirBusyError(ConfigError):
 @contextlib.contextmanager
 def claim_workdir(config: ConfigDict) -> Iterator[None]:
     """Holds `config.train.workdir` for the run of `config` (see the module docstring); raises ConfigError when
-    the workdir is not writable, busy, or holds another run."""
+    the workdir cannot be written, is busy, or holds another run."""
     workdir = config.train.workdir
     if jax.process_index() != 0:
         yield
         return
-    check_writable(workdir)
-    try:  # a read-only file system, or a directory root may not write either, fails here: in one line too
+    try:  # preflight checked the path; a read-only file system (where root cannot write either) fails here
         os.makedirs(workdir, exist_ok=True)
         lock = open(os.path.join(workdir, LOCK_FILE), "a+")
     except OSError as e:
