@@ -61,6 +61,21 @@ def stories260k_dir(tmp_path_factory):
     return out_dir
 
 
+def save_toy_chat_model(directory, max_positions: int, seed: int = 0, width: int = 32, layers: int = 1):
+    """A small random model saved in `directory` with the built-in toy tokenizer (which has a chat template);
+    returns the tokenizer."""
+    from alignjax.data import load_builtin_tokenizer
+    from alignjax.models import ModelConfig, init_model, save_pretrained
+
+    tokenizer = load_builtin_tokenizer("toy_instructions")
+    cfg = ModelConfig(
+        architecture="LlamaForCausalLM", vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width,
+        num_layers=layers, num_heads=2, num_kv_heads=1, head_dim=16, max_position_embeddings=max_positions,
+    )
+    save_pretrained(init_model(cfg, seed=seed), str(directory), tokenizer=tokenizer)
+    return tokenizer
+
+
 def write_jsonl(path, rows) -> str:
     """Writes `rows` as a JSON Lines file at `path` (a pathlib.Path); returns the path as a string."""
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))

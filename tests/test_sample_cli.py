@@ -6,6 +6,8 @@ from alignjax import sample
 from alignjax.models import from_pretrained
 from alignjax.sampling import GREEDY, generate
 
+from conftest import save_toy_chat_model
+
 transformers = pytest.importorskip("transformers")
 
 
@@ -72,24 +74,10 @@ def test_python_dash_m_entry_point(stories260k_dir):
     assert "tokens/s" in result.stderr
 
 
-def _toy_model_dir(directory, max_positions: int):
-    """A small random model saved in `directory` with the built-in toy tokenizer (which has a chat template)."""
-    from alignjax.data import load_builtin_tokenizer
-    from alignjax.models import ModelConfig, init_model, save_pretrained
-
-    tokenizer = load_builtin_tokenizer("toy_instructions")
-    cfg = ModelConfig(
-        architecture="LlamaForCausalLM", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
-        num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, max_position_embeddings=max_positions,
-    )
-    save_pretrained(init_model(cfg, seed=0), str(directory), tokenizer=tokenizer)
-    return tokenizer
-
-
 @pytest.fixture(scope="module")
 def toy_chat_model(tmp_path_factory):
     directory = tmp_path_factory.mktemp("toy_chat")
-    return directory, _toy_model_dir(directory, max_positions=128)
+    return directory, save_toy_chat_model(directory, max_positions=128)
 
 
 def test_chat_prompt_equals_the_templates_own_tokenisation(toy_chat_model):
@@ -152,7 +140,7 @@ def constant_model(tmp_path_factory):
     import safetensors.numpy
 
     runs_on = tmp_path_factory.mktemp("runs_on")
-    tokenizer = _toy_model_dir(runs_on, max_positions=8)
+    tokenizer = save_toy_chat_model(runs_on, max_positions=8)
     weights = safetensors.numpy.load_file(str(runs_on / "model.safetensors"))
     weights["model.norm.weight"][:] = 0
     safetensors.numpy.save_file(weights, str(runs_on / "model.safetensors"), metadata={"format": "pt"})

@@ -80,17 +80,18 @@ def forward_with_cache(
       real_BT: False for padding, which is stored but never attended to.
       cache: keys/values of slots before `start`.
       start: the slot of the first new token; a Python int (the prefill) lets attention read only the filled
-        prefix of the cache, a traced int (a decode step) reads all of it under the mask.
+        prefix of the cache, a traced int (a decode step) reads all of it under the mask, and an int array [B]
+        gives each row its own slot (the serving engine's rows, each at its own point of its answer).
 
     Returns:
       The final-norm hidden states of the new tokens [B, T, D] and the cache with their keys/values written.
     """
     cfg = model.config
     B, T = tokens_BT.shape
-    filled_BS = jax.lax.dynamic_update_slice(cache.filled_BS, real_BT, (0, start))
+    filled_BS = _write(cache.filled_BS, real_BT, start)
     visible = start + T if isinstance(start, int) else cache.length
     slots_BS = jnp.broadcast_to(jnp.arange(visible, dtype=jnp.int32), (B, visible))
-    q_slots_BT = start + jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))
+    q_slots_BT = jnp.reshape(start, (-1, 1)) + jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))
     mask_B1TS = attention_mask(
         real_BT.astype(jnp.int32), filled_BS[:, :visible].astype(jnp.int32), q_slots_BT, slots_BS, cfg.sliding_window
     )
@@ -99,10 +100,18 @@ def forward_with_cache(
     keys, values = [], []
     for block, cached_k, cached_v in zip(model.layers, cache.keys, cache.values):
         q_BTHE, k_BTJE, v_BTJE = block.attn.project_qkv(block.attn_norm(x_BTD), positions_BT, inv_freq)
-        cached_k = jax.lax.dynamic_update_slice(cached_k, k_BTJE.astype(cached_k.dtype), (0, start, 0, 0))
-        cached_v = jax.lax.dynamic_update_slice(cached_v, v_BTJE.astype(cached_v.dtype), (0, start, 0, 0))
+        cached_k = _write(cached_k, k_BTJE.astype(cached_k.dtype), start)
+        cached_v = _write(cached_v, v_BTJE.astype(cached_v.dtype), start)
         keys.append(cached_k)
         values.append(cached_v)
         x_BTD = x_BTD + block.attn.attend(q_BTHE, cached_k[:, :visible], cached_v[:, :visible], mask_B1TS)
         x_BTD = x_BTD + block.mlp(block.mlp_norm(x_BTD))
     return model.final_norm(x_BTD), KVCache(keys=keys, values=values, filled_BS=filled_BS)
+
+
+def _write(cached_BS: jax.Array, new_BT: jax.Array, start: int | jax.Array) -> jax.Array:
+    """`new_BT` written into `cached_BS` (any trailing dims) from slot `start`, or from row b's `start[b]`."""
+    if jnp.ndim(start) == 1:
+        at_row = jax.vmap(lambda cached, new, s: jax.lax.dynamic_update_slice_in_dim(cached, new, s, axis=0))
+        return at_row(cached_BS, new_BT, start)
+    return jax.lax.dynamic_update_slice_in_dim(cached_BS, new_BT, start, axis=1)

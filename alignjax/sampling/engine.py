@@ -1,0 +1,459 @@
+"""The continuous-batching engine: requests come and go while a fixed set of decode slots keeps decoding.
+
+A request waits in a bounded queue until a slot frees up; then its prompt is prefilled, its cache row inserted
+into the free slot, and it decodes alongside the rows already there, each with its own strategy, budget and stop
+tokens. Between chunks of `decode_steps` steps the host reads the new tokens, detokenises them, ends samples at
+their stop strings, hands text to whoever waits, and admits waiting requests into the slots that finished. This is
+how JetStream and vLLM batch: no request waits for the longest one of a batch.
+
+The compiled programs (see `slots`) have static shapes: one decode program per slot count (and top-logprobs
+width), one prefill and one insert per prompt bucket, whatever the requests.
+
+Used in-process (`Engine.run`: submit, decode until done) and by the HTTP server (`Engine.start`: a background
+thread that decodes while requests arrive).
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import itertools
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import jax
+import numpy as np
+from flax import nnx
+
+from alignjax.sampling import slots as slot_programs
+from alignjax.sampling.strategies import RowSampling, SamplingConfig
+from alignjax.sampling.text_stream import TextStream
+
+log = logging.getLogger("alignjax.engine")
+
+MAX_TOP_LOGPROBS = 20  # OpenAI's limit
+MAX_STOP_TOKENS = 8
+_MIN_BUCKET = 16
+
+
+class QueueFull(Exception):
+    """The engine already holds as many waiting requests as it may: try again later."""
+
+
+class EngineStopped(Exception):
+    """The engine is shutting down and admits no new request."""
+
+
+@dataclasses.dataclass
+class Request:
+    """What to generate.
+
+    Attributes:
+      prompt: the prompt's token ids.
+      max_tokens: the budget of each sample, its stop token included.
+      sampling: the decoding strategy.
+      n: samples of the prompt.
+      seed: sample j draws from fold_in(key(seed), j), as `generate(..., rng=seed, num_samples=n)` does; None
+        draws a fresh seed.
+      stop_tokens: token ids that end a sample (kept out of its text).
+      stop_strings: texts that end a sample; the text ends before the first one.
+      logprobs: None for no log-probabilities; k >= 0 for each token's and the k most likely ones (k <= 20).
+      on_update: called from the engine's thread with (request, sample index) whenever a sample has new tokens
+        or ends; read `samples[index]`.
+    """
+
+    prompt: list[int]
+    max_tokens: int
+    sampling: SamplingConfig = SamplingConfig(temperature=0.0)
+    n: int = 1
+    seed: int | None = None
+    stop_tokens: Sequence[int] = ()
+    stop_strings: Sequence[str] = ()
+    logprobs: int | None = None
+    on_update: Callable[[Request, int], None] | None = None
+    samples: list[Sample] = dataclasses.field(default_factory=list, init=False)
+    id: int = dataclasses.field(default=0, init=False)
+    submitted_at: float = dataclasses.field(default=0.0, init=False)
+    cancelled: bool = dataclasses.field(default=False, init=False)
+    done: threading.Event = dataclasses.field(default_factory=threading.Event, init=False, repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return all(s.finish_reason is not None for s in self.samples)
+
+    def cancel(self) -> None:
+        """Ends the request's samples at the next chunk (a client went away); their slots are freed."""
+        self.cancelled = True
+
+
+@dataclasses.dataclass
+class Sample:
+    """One sample of a request, as it grows.
+
+    token_ids include the stop token, if one ended the sample; `text` excludes it and anything from a stop string
+    on. logprobs[i] is token i's log-probability under the model's own softmax; top_logprobs[i] the most likely
+    (token id, log-probability) pairs at that step, when asked for.
+    """
+
+    index: int
+    stream: TextStream
+    token_ids: list[int] = dataclasses.field(default_factory=list)
+    logprobs: list[float] = dataclasses.field(default_factory=list)
+    top_logprobs: list[list[tuple[int, float]]] = dataclasses.field(default_factory=list)
+    finish_reason: str | None = None  # "stop", "length", or "cancelled"
+    first_token_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def text(self) -> str:
+        return self.stream.text
+
+
+@dataclasses.dataclass
+class _Row:
+    """A sample occupying a slot."""
+
+    request: Request
+    sample: Sample
+
+
+class Engine:
+    """Continuous batching of generation requests over a model's decode slots.
+
+    Args:
+      model: the model (its params are used in place).
+      tokenizer: a transformers tokenizer, for texts and stop strings.
+      max_slots: rows decoding at once (S).
+      context: cache slots per row (C): a prompt and its budget must fit. Default: the model's
+        max_position_embeddings.
+      decode_steps: steps per compiled decode call: more amortise the host's work, fewer admit sooner.
+      max_queue: requests waiting for a slot before `submit` raises QueueFull; None for no limit.
+      pad_id: fills idle slots' tokens; default the tokenizer's pad or EOS token, or 0.
+      mesh: the mesh the params live on; slots are split over its data-parallel axes.
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        *,
+        max_slots: int = 32,
+        context: int | None = None,
+        decode_steps: int = 4,
+        max_queue: int | None = None,
+        pad_id: int | None = None,
+        mesh=None,
+    ):
+        if max_slots < 1 or decode_steps < 1:
+            raise ValueError(f"max_slots and decode_steps must be >= 1, got {max_slots} and {decode_steps}")
+        self.graphdef, self.params = nnx.split(model)
+        self.tokenizer = tokenizer
+        self.vocab_size = model.config.vocab_size
+        self.context = context or model.config.max_position_embeddings
+        self.decode_steps = decode_steps
+        self.max_queue = max_queue
+        self.mesh = mesh
+        if pad_id is None:
+            candidates = (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None))
+            pad_id = next((c for c in candidates if c is not None), 0)
+        self.pad_id = pad_id
+        self._slots = slot_programs.empty_slots(model, max_slots, self.context, MAX_STOP_TOKENS, mesh)
+        self._rows: list[_Row | None] = [None] * max_slots
+        self._release = np.zeros(max_slots, bool)
+        self._used_slots: set[int] = set()
+        self._queue: collections.deque[Request] = collections.deque()
+        self._admitting: collections.deque[tuple[Request, int]] = collections.deque()  # (request, next sample)
+        self._prefilled = None  # (request, cache row, logits) of the request being admitted
+        self._lock = threading.Condition()
+        self._ids = itertools.count(1)
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self.counters = collections.Counter()
+
+    @property
+    def max_slots(self) -> int:
+        return len(self._rows)
+
+    # -- requests -------------------------------------------------------------------------------------------------
+
+    def check(self, request: Request) -> None:
+        """Raises ValueError, naming the field, for a request that cannot run; else returns."""
+        if not request.prompt:
+            raise ValueError("prompt: empty; a prompt needs at least one token")
+        bad = [t for t in request.prompt if not 0 <= t < self.vocab_size]
+        if bad:
+            raise ValueError(f"prompt: token ids {bad[:5]} outside the model's vocabulary [0, {self.vocab_size})")
+        if len(request.prompt) >= self.context:
+            raise ValueError(
+                f"prompt: {len(request.prompt)} tokens leave no room to answer in the context of {self.context}"
+            )
+        room = self.context - len(request.prompt)
+        if not 1 <= request.max_tokens <= room:
+            raise ValueError(
+                f"max_tokens: {request.max_tokens} must be in [1, {room}]: the context holds {self.context} "
+                f"tokens and the prompt takes {len(request.prompt)}"
+            )
+        if request.n < 1:
+            raise ValueError(f"n: must be >= 1, got {request.n}")
+        if len(request.stop_tokens) > MAX_STOP_TOKENS:
+            raise ValueError(f"stop tokens: at most {MAX_STOP_TOKENS}, got {len(request.stop_tokens)}")
+        if request.logprobs is not None and not 0 <= request.logprobs <= MAX_TOP_LOGPROBS:
+            raise ValueError(f"top_logprobs: must be in [0, {MAX_TOP_LOGPROBS}], got {request.logprobs}")
+
+    def submit(self, request: Request, *, limited: bool = True) -> Request:
+        """Queues a request (checked first); raises QueueFull when `limited` and the queue is at its limit."""
+        self.check(request)
+        if request.seed is None:
+            request.seed = int(np.random.default_rng().integers(2**31))
+        request.samples = [
+            Sample(index=j, stream=TextStream(self.tokenizer, request.prompt, request.stop_strings))
+            for j in range(request.n)
+        ]
+        with self._lock:
+            if self._stopping:
+                raise EngineStopped("the server is shutting down")
+            if limited and self.max_queue is not None and len(self._queue) >= self.max_queue:
+                self.counters["rejected_queue_full"] += 1
+                raise QueueFull(f"{len(self._queue)} requests are waiting for a slot (the limit)")
+            request.id = next(self._ids)
+            request.submitted_at = time.perf_counter()
+            self._queue.append(request)
+            self.counters["requests"] += 1
+            self._lock.notify()
+        return request
+
+    def run(self, requests: Sequence[Request], progress: Callable[[int], None] | None = None) -> list[Request]:
+        """Generates every request in this thread (no queue limit); returns them, finished.
+
+        Args:
+          progress: called with the number of requests finished by each chunk, for a progress bar.
+        """
+        for request in requests:
+            self.check(request)
+        for request in requests:
+            self.submit(request, limited=False)
+        pending = list(requests)
+        while pending:
+            self.step()
+            left = [r for r in pending if not r.done.is_set()]
+            if progress is not None and len(left) < len(pending):
+                progress(len(pending) - len(left))
+            pending = left
+        return list(requests)
+
+    # -- the background thread (serving) ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Decodes in a background thread until `stop`."""
+        self._thread = threading.Thread(target=self._serve, name="alignjax-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, deadline_s: float = 30.0) -> None:
+        """Admits nothing new; lets running requests finish for up to `deadline_s` seconds, then cancels the rest."""
+        with self._lock:
+            self._stopping = True
+            for request in self._queue:
+                request.cancel()
+            self._lock.notify()
+        if self._thread is None:
+            return
+        self._thread.join(deadline_s)
+        if self._thread.is_alive():
+            for row in self._rows:
+                if row is not None:
+                    row.request.cancel()
+            self._thread.join(10.0)
+
+    def _serve(self) -> None:
+        while True:
+            with self._lock:
+                while not self._busy():
+                    if self._stopping:
+                        return
+                    self._lock.wait()
+            try:
+                self.step()
+            except Exception:  # keep serving: fail the requests in flight, not the server
+                log.exception("decoding failed; ending the requests in flight")
+                self._fail_all()
+
+    def _busy(self) -> bool:
+        return bool(self._queue or self._admitting or any(self._rows))
+
+    # -- one iteration ------------------------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """Admits waiting requests into free slots, then decodes one chunk of steps and hands out its tokens."""
+        self._admit()
+        if not any(self._rows):
+            return
+        top_logprobs = MAX_TOP_LOGPROBS if any(r and r.request.logprobs for r in self._rows) else 0
+        self._slots, out = slot_programs.decode_steps(
+            self.graphdef,
+            self.params,
+            self._slots,
+            self._release,
+            steps=self.decode_steps,
+            pad_id=self.pad_id,
+            top_logprobs=top_logprobs,
+            mesh=self.mesh,
+        )
+        self._release = np.zeros(self.max_slots, bool)
+        out = jax.device_get(out)
+        self.counters["decode_calls"] += 1
+        now = time.perf_counter()
+        for s, row in enumerate(self._rows):
+            if row is not None:
+                self._take(s, row, out, now)
+
+    def _take(self, s: int, row: _Row, out: dict, now: float) -> None:
+        """Row `s`'s tokens of the chunk: appended, checked for stop strings, the row ended if it is done."""
+        request, sample = row.request, row.sample
+        fresh = 0
+        for k in range(self.decode_steps):
+            if not out["emitted_KS"][k, s] or sample.finish_reason is not None:
+                break
+            token = int(out["tokens_KS"][k, s])
+            sample.token_ids.append(token)
+            sample.logprobs.append(float(out["logprobs_KS"][k, s]))
+            if request.logprobs:
+                ids, values = out["top_ids_KSW"][k, s], out["top_logprobs_KSW"][k, s]
+                sample.top_logprobs.append([(int(i), float(v)) for i, v in zip(ids[: request.logprobs], values)])
+            elif request.logprobs == 0:
+                sample.top_logprobs.append([])
+            fresh += 1
+            if out["stopped_KS"][k, s]:
+                sample.finish_reason = "stop"
+            elif sample.stream.add(token):
+                sample.finish_reason = "stop"
+            elif len(sample.token_ids) >= request.max_tokens:
+                sample.finish_reason = "length"
+        self.counters["tokens"] += fresh
+        if fresh and sample.first_token_at is None:
+            sample.first_token_at = now
+        if sample.finish_reason is None and request.cancelled:
+            sample.finish_reason = "cancelled"
+        if sample.finish_reason is not None:
+            self._end(s, row, now)
+        elif fresh and request.on_update is not None:
+            request.on_update(request, sample.index)
+
+    def _end(self, s: int, row: _Row, now: float) -> None:
+        request, sample = row.request, row.sample
+        sample.finished_at = now
+        self._rows[s] = None
+        self._release[s] = True  # a row ended on the host (stop string, cancel) is still live on device
+        self.counters["samples_finished"] += 1
+        self.counters["cancelled"] += sample.finish_reason == "cancelled"
+        if request.finished:
+            request.done.set()
+            log.info(
+                "request %d done: %d prompt + %d completion tokens in %.2f s (%s)",
+                request.id,
+                len(request.prompt),
+                sum(len(x.token_ids) for x in request.samples),
+                now - request.submitted_at,
+                ", ".join(x.finish_reason for x in request.samples),
+            )
+        if request.on_update is not None:
+            request.on_update(request, sample.index)
+
+    def _admit(self) -> None:
+        """Fills free slots with waiting samples, prefilling each prompt once for all its samples."""
+        while True:
+            free = [s for s, row in enumerate(self._rows) if row is None]
+            if not free:
+                return
+            if not self._admitting:
+                with self._lock:
+                    if not self._queue:
+                        return
+                    request = self._queue.popleft()
+                self._admitting.append((request, 0))
+            request, j = self._admitting[0]
+            if request.cancelled:
+                self._admitting.popleft()
+                self._cancel_waiting_samples(request, j)
+                continue
+            self._insert(free[0], request, j)
+            if j + 1 < request.n:
+                self._admitting[0] = (request, j + 1)
+            else:
+                self._admitting.popleft()
+                self._prefilled = None
+
+    def _cancel_waiting_samples(self, request: Request, first: int) -> None:
+        """Ends a cancelled request's samples from `first` on, which never reached a slot."""
+        for sample in request.samples[first:]:
+            sample.finish_reason = "cancelled"
+            sample.finished_at = time.perf_counter()
+            self.counters["cancelled"] += 1
+        if request.finished:
+            request.done.set()
+        if request.on_update is not None:
+            for sample in request.samples[first:]:
+                request.on_update(request, sample.index)
+
+    def _insert(self, s: int, request: Request, j: int) -> None:
+        if self._prefilled is None or self._prefilled[0] is not request:
+            self._prefilled = (request, *self._prefill(request.prompt))
+        _, prompt_cache, logits_1V = self._prefilled
+        others_decoding = sum(row is not None for row in self._rows)
+        stop_tokens = np.full(MAX_STOP_TOKENS, -1, np.int32)
+        stop_tokens[: len(request.stop_tokens)] = request.stop_tokens
+        self._slots = slot_programs.insert(
+            self._slots,
+            prompt_cache,
+            logits_1V,
+            np.int32(s),
+            np.int32(len(request.prompt)),
+            np.int32(request.max_tokens),
+            jax.random.fold_in(jax.random.key(request.seed), j),
+            RowSampling.of([request.sampling]),
+            stop_tokens,
+            mesh=self.mesh,
+        )
+        self._rows[s] = _Row(request, request.samples[j])
+        self._release[s] = False
+        self.counters["admitted"] += 1
+        if s in self._used_slots and others_decoding:  # continuous batching: a freed slot refilled mid-decode
+            self.counters["reused_while_decoding"] += 1
+        self._used_slots.add(s)
+        log.debug("slot %d <- request %d sample %d (%d other rows decoding)", s, request.id, j, others_decoding)
+
+    def _prefill(self, prompt: list[int]):
+        bucket = self.bucket(len(prompt))
+        tokens_1P = np.full((1, bucket), self.pad_id, np.int32)
+        real_1P = np.zeros((1, bucket), bool)
+        tokens_1P[0, : len(prompt)] = prompt
+        real_1P[0, : len(prompt)] = True
+        self.counters["prefills"] += 1
+        return slot_programs.prefill(self.graphdef, self.params, tokens_1P, real_1P)
+
+    def bucket(self, length: int) -> int:
+        """The padded length of a prompt: the next power of two from 16, at most the context."""
+        return min(self.context, max(_MIN_BUCKET, 1 << math.ceil(math.log2(length))))
+
+    def _fail_all(self) -> None:
+        for s, row in enumerate(self._rows):
+            if row is not None:
+                row.request.cancel()
+                row.sample.finish_reason = "cancelled"
+                self._end(s, row, time.perf_counter())
+
+    def stats(self) -> dict:
+        """Counters (requests, prefills, admissions, slots refilled while other rows decoded, decode calls, tokens,
+        samples finished and cancelled, queue rejections), the queue and slots now, and compilations."""
+        with self._lock:
+            waiting = len(self._queue)
+        return {
+            **self.counters,
+            "waiting": waiting,
+            "decoding": sum(row is not None for row in self._rows),
+            "max_slots": self.max_slots,
+            "context": self.context,
+            "compilations": dict(slot_programs.TRACES),
+        }

@@ -1,0 +1,199 @@
+"""Decode slots: the device side of continuous batching.
+
+A fixed number S of rows ("slots"), each with its own cache row of C slots, its own next-token logits, position,
+token budget, stop tokens, PRNG key and sampling strategy. Three compiled programs act on them:
+
+  `prefill`       one prompt through the model into a fresh cache row (compiled once per prompt bucket);
+  `insert`        that row and its logits copied into a free slot, the slot's settings written (once per bucket);
+  `decode_steps`  a few decode steps of every slot at once (once per slot count, and per top-logprobs width).
+
+Each slot is at its own point of its answer, so a decode step writes each row's new key/value at that row's own
+cache index. A slot that is not live still computes (the shapes are static) but emits nothing. The state is
+donated to `insert` and `decode_steps`, so the cache is updated in place.
+
+Within a live slot, token t is drawn with the key fold_in(row key, t), and the logits and the cache are those
+`decode` computes, so a request answers as `generate` does for the same prompt, strategy and key.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from flax import nnx, struct
+
+from alignjax.sampling.kv_cache import KVCache, constrain, empty_cache, forward_with_cache
+from alignjax.sampling.strategies import RowSampling, choose_tokens_per_row
+
+# The counts of compilations, by program: the engine's statistics show that shapes stay static.
+TRACES = {"prefill": 0, "insert": 0, "decode_steps": 0}
+
+
+@struct.dataclass
+class Slots:
+    """The state of S decode slots with C cache slots each; M stop tokens per slot (-1 unused)."""
+
+    cache: KVCache
+    logits_SV: jax.Array
+    positions_S: jax.Array  # the RoPE position of the next token fed in (real tokens only)
+    writes_S: jax.Array  # the cache index it is written at
+    emitted_S: jax.Array  # tokens emitted so far: the draw's step, and what the budget counts
+    budget_S: jax.Array
+    live_S: jax.Array
+    keys_S: jax.Array
+    sampling: RowSampling
+    stop_tokens_SM: jax.Array
+
+    @property
+    def num_slots(self) -> int:
+        return self.live_S.shape[0]
+
+    @property
+    def context(self) -> int:
+        return self.cache.length
+
+
+def empty_slots(model, num_slots: int, context: int, max_stop_tokens: int, mesh=None) -> Slots:
+    """S idle slots with C = `context` cache slots each (built by one compiled call, so that no two fields share a
+    buffer: the state is donated)."""
+    return jax.jit(functools.partial(_empty_slots, model, num_slots, context, max_stop_tokens, mesh))()
+
+
+def _empty_slots(model, S: int, context: int, max_stop_tokens: int, mesh) -> Slots:
+    zeros_S = jnp.zeros((S,), jnp.int32)
+    return Slots(
+        cache=empty_cache(model, S, context, mesh),
+        logits_SV=jnp.zeros((S, model.config.vocab_size), jnp.float32),
+        positions_S=zeros_S,
+        writes_S=zeros_S,
+        emitted_S=zeros_S,
+        budget_S=zeros_S,
+        live_S=jnp.zeros((S,), bool),
+        keys_S=jax.random.split(jax.random.key(0), S),
+        sampling=RowSampling(
+            temperature_B=jnp.zeros((S,), jnp.float32),
+            top_k_B=zeros_S,
+            top_p_B=jnp.ones((S,), jnp.float32),
+            min_p_B=jnp.zeros((S,), jnp.float32),
+        ),
+        stop_tokens_SM=jnp.full((S, max_stop_tokens), -1, jnp.int32),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def prefill(graphdef: nnx.GraphDef, params: nnx.State, tokens_1P: jax.Array, real_1P: jax.Array):
+    """One right-padded prompt through the model: its cache row [1, P] and the logits after its last token [1, V].
+
+    Right padding puts the prompt at cache slots 0..L-1, so the answer continues at slot L and a slot's budget
+    is the context minus the prompt's own length, not its bucket's.
+    """
+    TRACES["prefill"] += 1
+    model = nnx.merge(graphdef, params)
+    P = tokens_1P.shape[1]
+    positions_1P = jnp.maximum(jnp.cumsum(real_1P, axis=1) - 1, 0).astype(jnp.int32)
+    h_1PD, cache = forward_with_cache(model, tokens_1P, positions_1P, real_1P, empty_cache(model, 1, P), start=0)
+    last = jnp.sum(real_1P) - 1
+    return cache, model.logits(jax.lax.dynamic_slice_in_dim(h_1PD, last, 1, axis=1))[:, 0]
+
+
+@functools.partial(jax.jit, donate_argnames=("slots",), static_argnames=("mesh",))
+def insert(
+    slots: Slots,
+    prompt_cache: KVCache,
+    logits_1V: jax.Array,
+    slot: jax.Array,
+    prompt_length: jax.Array,
+    budget: jax.Array,
+    key: jax.Array,
+    sampling: RowSampling,
+    stop_tokens_M: jax.Array,
+    mesh=None,
+) -> Slots:
+    """Starts a row in `slot`: the prefilled cache row at its cache slots 0..P-1 (the rest marked empty), its
+    logits, and its budget, key, strategy ([1] arrays) and stop tokens."""
+    TRACES["insert"] += 1
+    C, P = slots.context, prompt_cache.length
+
+    def put(cached_SC, row_1P):
+        return jax.lax.dynamic_update_slice_in_dim(cached_SC, row_1P.astype(cached_SC.dtype), slot, axis=0)
+
+    filled_1C = jnp.pad(prompt_cache.filled_BS, ((0, 0), (0, C - P)))
+    cache = KVCache(
+        keys=[put(k, row) for k, row in zip(slots.cache.keys, prompt_cache.keys)],
+        values=[put(v, row) for v, row in zip(slots.cache.values, prompt_cache.values)],
+        filled_BS=put(slots.cache.filled_BS, filled_1C),
+    )
+    return Slots(
+        cache=constrain(cache, mesh),
+        logits_SV=put(slots.logits_SV, logits_1V),
+        positions_S=slots.positions_S.at[slot].set(prompt_length),
+        writes_S=slots.writes_S.at[slot].set(prompt_length),
+        emitted_S=slots.emitted_S.at[slot].set(0),
+        budget_S=slots.budget_S.at[slot].set(budget),
+        live_S=slots.live_S.at[slot].set(True),
+        keys_S=slots.keys_S.at[slot].set(key),
+        sampling=jax.tree.map(lambda all_S, row_1: all_S.at[slot].set(row_1[0]), slots.sampling, sampling),
+        stop_tokens_SM=slots.stop_tokens_SM.at[slot].set(stop_tokens_M),
+    )
+
+
+@functools.partial(
+    jax.jit,
+    donate_argnames=("slots",),
+    static_argnames=("graphdef", "steps", "pad_id", "top_logprobs", "mesh"),
+)
+def decode_steps(
+    graphdef: nnx.GraphDef,
+    params: nnx.State,
+    slots: Slots,
+    release_S: jax.Array,
+    *,
+    steps: int,
+    pad_id: int,
+    top_logprobs: int = 0,
+    mesh=None,
+) -> tuple[Slots, dict[str, jax.Array]]:
+    """`steps` decode steps of every slot, after ending the slots in `release_S` (finished on the host).
+
+    Returns:
+      The new state, and per step k and slot s: tokens_KS (pad_id where nothing was emitted), logprobs_KS under
+      the model's own softmax, emitted_KS, stopped_KS (emitted a stop token), and with `top_logprobs` > 0 the
+      most likely tokens' ids and log-probabilities top_ids_KSW / top_logprobs_KSW (W = top_logprobs).
+    """
+    TRACES["decode_steps"] += 1
+    model = nnx.merge(graphdef, params)
+
+    def step(slots: Slots, _):
+        keys_S = jax.vmap(jax.random.fold_in)(slots.keys_S, slots.emitted_S.astype(jnp.uint32))
+        tokens_S = choose_tokens_per_row(keys_S, slots.logits_SV, slots.sampling)
+        logprobs_SV = jax.nn.log_softmax(slots.logits_SV)
+        emitted_S = slots.live_S
+        tokens_S = jnp.where(emitted_S, tokens_S, pad_id)
+        h_S1D, cache = forward_with_cache(
+            model, tokens_S[:, None], slots.positions_S[:, None], emitted_S[:, None], slots.cache, slots.writes_S
+        )
+        stopped_S = emitted_S & jnp.any(tokens_S[:, None] == slots.stop_tokens_SM, axis=-1)
+        advance_S = emitted_S.astype(jnp.int32)
+        emitted_count_S = slots.emitted_S + advance_S
+        out = {
+            "tokens_KS": tokens_S,
+            "logprobs_KS": jnp.take_along_axis(logprobs_SV, tokens_S[:, None], axis=-1)[:, 0],
+            "emitted_KS": emitted_S,
+            "stopped_KS": stopped_S,
+        }
+        if top_logprobs:
+            out["top_logprobs_KSW"], out["top_ids_KSW"] = jax.lax.top_k(logprobs_SV, top_logprobs)
+        slots = slots.replace(
+            cache=constrain(cache, mesh),
+            logits_SV=model.logits(h_S1D)[:, 0],
+            positions_S=slots.positions_S + advance_S,
+            # a finished row keeps writing (masked) at its last index, which stays inside the cache
+            writes_S=jnp.minimum(slots.writes_S + advance_S, slots.context - 1),
+            emitted_S=emitted_count_S,
+            live_S=slots.live_S & ~stopped_S & (emitted_count_S < slots.budget_S),
+        )
+        return slots, out
+
+    slots = slots.replace(live_S=slots.live_S & ~release_S)
+    return jax.lax.scan(step, slots, length=steps)

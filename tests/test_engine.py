@@ -1,0 +1,94 @@
+"""The continuous-batching engine in-process: rows with different strategies share slots and answer as `generate`
+does; stop strings end a sample at text level; the text is released only when no stop string can begin in it."""
+
+import jax
+import numpy as np
+import pytest
+
+from alignjax.data import load_builtin_tokenizer
+from alignjax.data.tokenization import encode_chat_prompt
+from alignjax.models import ModelConfig, init_model
+from alignjax.sampling import GREEDY, SamplingConfig, generate
+from alignjax.sampling.engine import Engine, Request
+from alignjax.sampling.text_stream import TextStream
+
+STRATEGIES = [
+    GREEDY,
+    SamplingConfig(temperature=0.8, top_k=5),
+    SamplingConfig(temperature=1.2, top_p=0.9),
+    SamplingConfig(min_p=0.1),
+]
+
+
+@pytest.fixture(scope="module")
+def toy():
+    tokenizer = load_builtin_tokenizer("toy_instructions")
+    cfg = ModelConfig(
+        architecture="LlamaForCausalLM", vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+        num_layers=2, num_heads=4, num_kv_heads=2, head_dim=16, max_position_embeddings=128,
+    )
+    return init_model(cfg, seed=3), tokenizer
+
+
+def _prompt(tokenizer, text):
+    return encode_chat_prompt([{"role": "user", "content": text}], tokenizer, where="test")
+
+
+def test_mixed_strategies_in_two_slots_equal_generate(toy):
+    model, tokenizer = toy
+    prompts = [_prompt(tokenizer, t) for t in ("hello there", "abc", "write a long story about cats and dogs", "q")]
+    requests = [
+        Request(prompt=p, max_tokens=20, sampling=s, seed=7, n=2, stop_tokens=[tokenizer.eos_token_id], logprobs=0)
+        for p, s in zip(prompts, STRATEGIES)
+    ]
+    engine = Engine(model, tokenizer, max_slots=2, decode_steps=3)  # 8 samples through 2 slots
+    engine.run(requests)
+    for prompt, strategy, request in zip(prompts, STRATEGIES, requests):
+        out = generate(model, [prompt], rng=7, max_new_tokens=20, config=strategy, num_samples=2, tokenizer=tokenizer)
+        tokens_NT, lengths_N, logprobs_NT = jax.device_get((out.tokens, out.lengths, out.logprobs))
+        for j, sample in enumerate(request.samples):
+            assert sample.token_ids == tokens_NT[j, : lengths_N[j]].tolist()
+            assert sample.text == out.texts[j]
+            assert sample.finish_reason == ("stop" if out.stopped[j] else "length")
+            np.testing.assert_allclose(sample.logprobs, logprobs_NT[j, : lengths_N[j]], atol=1e-5)
+    stats = engine.stats()
+    assert stats["reused_while_decoding"] > 0
+    assert stats["prefills"] == len(prompts)  # one prefill per prompt, shared by its samples
+
+
+def test_stop_string_ends_the_sample_before_it(toy):
+    model, tokenizer = toy
+    prompt = _prompt(tokenizer, "hello")
+    (free,) = Engine(model, tokenizer, max_slots=1).run([Request(prompt=prompt, max_tokens=30)])
+    text = free.samples[0].text
+    stop = text[5:7]  # two characters (two tokens of this character-level tokenizer) from the middle
+    (stopped,) = Engine(model, tokenizer, max_slots=1).run(
+        [Request(prompt=prompt, max_tokens=30, stop_strings=[stop, "never"])]
+    )
+    sample = stopped.samples[0]
+    assert sample.text == text[: text.index(stop)]
+    assert sample.finish_reason == "stop"
+    assert sample.token_ids == free.samples[0].token_ids[: text.index(stop) + len(stop)]
+
+
+def test_text_is_released_only_when_no_stop_string_can_begin_in_it(tokenizer):
+    stream = TextStream(tokenizer, tokenizer("ab", add_special_tokens=False)["input_ids"], stop_strings=["xyz"])
+    released = []
+    for character in "hello xy":
+        assert not stream.add(tokenizer.convert_tokens_to_ids(character))
+        released.append(stream.release())
+    assert "".join(released) == "hello "  # "xy" may be the start of "xyz"
+    assert stream.add(tokenizer.convert_tokens_to_ids("z"))
+    assert stream.text == "hello "
+    assert stream.release(final=True) == ""
+
+
+def test_bad_requests_name_their_field(toy):
+    model, tokenizer = toy
+    engine = Engine(model, tokenizer, max_slots=1, context=32)
+    with pytest.raises(ValueError, match="^max_tokens: 40 must be in \\[1, 28\\]"):
+        engine.check(Request(prompt=[1, 2, 3, 4], max_tokens=40))
+    with pytest.raises(ValueError, match="^prompt: 32 tokens leave no room"):
+        engine.check(Request(prompt=[1] * 32, max_tokens=1))
+    with pytest.raises(ValueError, match="^prompt: token ids \\[999\\]"):
+        engine.check(Request(prompt=[999], max_tokens=1))
