@@ -5,6 +5,7 @@ import jax
 import numpy as np
 import pytest
 
+from alignjax import sharding
 from alignjax.data import load_builtin_tokenizer
 from alignjax.data.tokenization import encode_chat_prompt
 from alignjax.models import ModelConfig, init_model
@@ -92,3 +93,19 @@ def test_bad_requests_name_their_field(toy):
         engine.check(Request(prompt=[1] * 32, max_tokens=1))
     with pytest.raises(ValueError, match="^prompt: token ids \\[999\\]"):
         engine.check(Request(prompt=[999], max_tokens=1))
+
+
+def test_eight_devices_answer_as_one(toy):
+    model, tokenizer = toy
+    mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
+    sharded = init_model(model.config, seed=3, mesh=mesh)
+    prompts = [_prompt(tokenizer, t) for t in ("hello there", "abc", "q")]
+
+    def answers(model, mesh):
+        requests = [Request(prompt=p, max_tokens=12, sampling=s, seed=2) for p, s in zip(prompts, STRATEGIES)]
+        Engine(model, tokenizer, max_slots=4, mesh=mesh).run(requests)
+        return [(r.samples[0].token_ids, r.samples[0].logprobs) for r in requests]
+
+    for (tokens, logprobs), (tokens_8, logprobs_8) in zip(answers(model, None), answers(sharded, mesh)):
+        assert tokens_8 == tokens
+        np.testing.assert_allclose(logprobs_8, logprobs, atol=1e-5)

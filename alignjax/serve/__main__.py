@@ -55,16 +55,16 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="seconds in-flight requests get to finish after SIGTERM")
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
-    for flag, value in (("--max-slots", args.max_slots), ("--max-queue", args.max_queue),
-                        ("--decode-steps", args.decode_steps), ("--port", args.port)):
-        if value < (0 if flag in ("--max-queue", "--port") else 1):
-            parser.error(f"{flag} must be >= {0 if flag in ('--max-queue', '--port') else 1}, got {value}")
+    minimums = {"--max-slots": (args.max_slots, 1), "--decode-steps": (args.decode_steps, 1),
+                "--max-queue": (args.max_queue, 0), "--port": (args.port, 0)}
+    for flag, (value, minimum) in minimums.items():
+        if value < minimum:
+            parser.error(f"{flag} must be >= {minimum}, got {value}")
     if args.mesh is not None:
-        try:
-            args.mesh = [int(x) for x in args.mesh.split(",")]
-            assert len(args.mesh) == 3
-        except (ValueError, AssertionError):
+        sizes = args.mesh.split(",")
+        if len(sizes) != 3 or not all(s.strip().lstrip("-").isdigit() for s in sizes):
             parser.error(f"--mesh takes three comma-separated sizes data,fsdp,tensor, got {args.mesh!r}")
+        args.mesh = [int(s) for s in sizes]
     from alignjax.config_errors import ConfigError
     from alignjax.models import check_model_dir
 
@@ -77,7 +77,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alignjax").setLevel(args.log_level.upper())  # other libraries' chatter stays out
     from alignjax.serve.server import ServeError, serve
 
     try:

@@ -81,6 +81,7 @@ def serve(args) -> None:
     served = build(args)
     log.info("compiling the decode step for %d slots of %d tokens", served.engine.max_slots, served.engine.context)
     served.engine.run([engine_lib.Request(prompt=[served.engine.pad_id], max_tokens=1)])
+    served.engine.counters.clear()  # /stats counts clients' requests only (compilations stay)
     log.info("serving '%s' at http://%s:%d/v1", served.model_name, args.host, args.port)
     config = uvicorn.Config(
         create_app(served),
