@@ -25,9 +25,11 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from alignjax import sharding
 from alignjax.sampling import slots as slot_programs
 from alignjax.sampling.strategies import RowSampling, SamplingConfig
 from alignjax.sampling.text_stream import TextStream
@@ -78,6 +80,7 @@ class Request:
     id: int = dataclasses.field(default=0, init=False)
     submitted_at: float = dataclasses.field(default=0.0, init=False)
     cancelled: bool = dataclasses.field(default=False, init=False)
+    admitted: int = dataclasses.field(default=0, init=False)  # samples that have reached a slot
     done: threading.Event = dataclasses.field(default_factory=threading.Event, init=False, repr=False)
 
     @property
@@ -130,6 +133,7 @@ class Engine:
       context: cache slots per row (C): a prompt and its budget must fit. Default: the model's
         max_position_embeddings.
       decode_steps: steps per compiled decode call: more amortise the host's work, fewer admit sooner.
+      max_prefill: prompts prefilled together when several wait (one call, a better use of the matmuls).
       max_queue: requests waiting for a slot before `submit` raises QueueFull; None for no limit.
       pad_id: fills idle slots' tokens; default the tokenizer's pad or EOS token, or 0.
       mesh: the mesh the params live on; slots are split over its data-parallel axes.
@@ -143,30 +147,36 @@ class Engine:
         max_slots: int = 32,
         context: int | None = None,
         decode_steps: int = 4,
+        max_prefill: int = 8,
         max_queue: int | None = None,
         pad_id: int | None = None,
         mesh=None,
     ):
-        if max_slots < 1 or decode_steps < 1:
-            raise ValueError(f"max_slots and decode_steps must be >= 1, got {max_slots} and {decode_steps}")
+        if min(max_slots, decode_steps, max_prefill) < 1:
+            raise ValueError(f"max_slots, decode_steps and max_prefill must be >= 1, got {max_slots}, "
+                             f"{decode_steps} and {max_prefill}")
         self.graphdef, self.params = nnx.split(model)
         self.tokenizer = tokenizer
         self.vocab_size = model.config.vocab_size
         self.context = context or model.config.max_position_embeddings
         self.decode_steps = decode_steps
+        self.max_prefill = max_prefill
         self.max_queue = max_queue
         self.mesh = mesh
         if pad_id is None:
             candidates = (getattr(tokenizer, "pad_token_id", None), getattr(tokenizer, "eos_token_id", None))
             pad_id = next((c for c in candidates if c is not None), 0)
         self.pad_id = pad_id
+        self._data_parallel = 1 if mesh is None else sharding.data_parallel_size(mesh)
+        if max_slots % self._data_parallel:
+            raise ValueError(f"max_slots={max_slots} must be a multiple of the mesh's data-parallel size "
+                             f"{self._data_parallel}")
         self._slots = slot_programs.empty_slots(model, max_slots, self.context, MAX_STOP_TOKENS, mesh)
         self._rows: list[_Row | None] = [None] * max_slots
         self._release = np.zeros(max_slots, bool)
         self._used_slots: set[int] = set()
         self._queue: collections.deque[Request] = collections.deque()
-        self._admitting: collections.deque[tuple[Request, int]] = collections.deque()  # (request, next sample)
-        self._prefilled = None  # (request, cache row, logits) of the request being admitted
+        self._shapes: set[tuple] = set()  # (program, shape) pairs run so far: what should have compiled
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
@@ -281,7 +291,7 @@ class Engine:
                 self._fail_all()
 
     def _busy(self) -> bool:
-        return bool(self._queue or self._admitting or any(self._rows))
+        return bool(self._queue or any(self._rows))
 
     # -- one iteration ------------------------------------------------------------------------------------------
 
@@ -291,12 +301,16 @@ class Engine:
         if not any(self._rows):
             return
         top_logprobs = MAX_TOP_LOGPROBS if any(r and r.request.logprobs for r in self._rows) else 0
+        last_live = max(s for s, row in enumerate(self._rows) if row is not None)
+        active = min(self.max_slots, max(_power_of_two(last_live + 1), self._data_parallel))
+        self._compiled("decode_steps", active, top_logprobs)
         self._slots, out = slot_programs.decode_steps(
             self.graphdef,
             self.params,
             self._slots,
             self._release,
             steps=self.decode_steps,
+            active=active,
             pad_id=self.pad_id,
             top_logprobs=top_logprobs,
             mesh=self.mesh,
@@ -362,31 +376,31 @@ class Engine:
             request.on_update(request, sample.index)
 
     def _admit(self) -> None:
-        """Fills free slots with waiting samples, prefilling each prompt once for all its samples."""
-        while True:
-            free = [s for s, row in enumerate(self._rows) if row is None]
-            if not free:
-                return
-            if not self._admitting:
-                with self._lock:
-                    if not self._queue:
-                        return
-                    request = self._queue.popleft()
-                self._admitting.append((request, 0))
-            request, j = self._admitting[0]
-            if request.cancelled:
-                self._admitting.popleft()
-                self._cancel_waiting_samples(request, j)
-                continue
-            self._insert(free[0], request, j)
-            if j + 1 < request.n:
-                self._admitting[0] = (request, j + 1)
-            else:
-                self._admitting.popleft()
-                self._prefilled = None
+        """Fills free slots with waiting samples, first come first served; up to `max_prefill` prompts are
+        prefilled together, each once for the samples admitted with it (a request whose n samples do not all fit
+        starts those that do, and its prompt is prefilled again for the rest)."""
+        free = [s for s, row in enumerate(self._rows) if row is None]  # the lowest first: live rows stay packed
+        group: list[tuple[Request, int, int]] = []  # (request, its first sample admitted now, how many)
+        left = len(free)
+        with self._lock:
+            while self._queue and len(group) < self.max_prefill and left:
+                request = self._queue[0]
+                if request.cancelled:
+                    self._queue.popleft()
+                    self._cancel_waiting_samples(request, request.admitted)
+                    continue
+                count = min(request.n - request.admitted, left)
+                group.append((request, request.admitted, count))
+                request.admitted += count
+                left -= count
+                if request.admitted < request.n:
+                    break
+                self._queue.popleft()
+        if group:
+            self._start(group, free)
 
     def _cancel_waiting_samples(self, request: Request, first: int) -> None:
-        """Ends a cancelled request's samples from `first` on, which never reached a slot."""
+        """Ends the samples from `first` on of a request cancelled before they reached a slot."""
         for sample in request.samples[first:]:
             sample.finish_reason = "cancelled"
             sample.finished_at = time.perf_counter()
@@ -397,45 +411,56 @@ class Engine:
             for sample in request.samples[first:]:
                 request.on_update(request, sample.index)
 
-    def _insert(self, s: int, request: Request, j: int) -> None:
-        if self._prefilled is None or self._prefilled[0] is not request:
-            self._prefilled = (request, *self._prefill(request.prompt))
-        _, prompt_cache, logits_1V = self._prefilled
-        others_decoding = sum(row is not None for row in self._rows)
-        stop_tokens = np.full(MAX_STOP_TOKENS, -1, np.int32)
-        stop_tokens[: len(request.stop_tokens)] = request.stop_tokens
-        self._slots = slot_programs.insert(
-            self._slots,
-            prompt_cache,
-            logits_1V,
-            np.int32(s),
-            np.int32(len(request.prompt)),
-            np.int32(request.max_tokens),
-            jax.random.fold_in(jax.random.key(request.seed), j),
-            RowSampling.of([request.sampling]),
-            stop_tokens,
-            mesh=self.mesh,
+    def _start(self, group: list[tuple[Request, int, int]], free: list[int]) -> None:
+        """Prefills the group's prompts in one call and starts their samples in free slots."""
+        B = _power_of_two(len(group))
+        P = self.bucket(max(len(r.prompt) for r, _, _ in group))
+        tokens_BP = np.full((B, P), self.pad_id, np.int32)
+        real_BP = np.zeros((B, P), bool)
+        real_BP[len(group) :, 0] = True  # filler rows: one real (pad) token
+        for b, (request, _, _) in enumerate(group):
+            tokens_BP[b, : len(request.prompt)] = request.prompt
+            real_BP[b, : len(request.prompt)] = True
+        self._compiled("prefill", B, P)
+        prompt_cache, logits_BV = slot_programs.prefill(self.graphdef, self.params, tokens_BP, real_BP)
+        starts = [(b, r, j) for b, (r, first, count) in enumerate(group) for j in range(first, first + count)]
+        K = _power_of_two(len(starts))
+        starts += starts[-1:] * (K - len(starts))  # repeats write the same slot again
+        taken: dict[tuple[int, int], int] = {}  # (prompt row, sample) -> its slot
+        for b, _, j in starts:
+            if (b, j) not in taken:
+                taken[(b, j)] = free[len(taken)]
+        slots_K = [taken[(b, j)] for b, _, j in starts]
+        new = slot_programs.NewRows(
+            rows_K=np.array([b for b, _, _ in starts], np.int32),
+            slots_K=np.array(slots_K, np.int32),
+            prompt_lengths_K=np.array([len(r.prompt) for _, r, _ in starts], np.int32),
+            budgets_K=np.array([r.max_tokens for _, r, _ in starts], np.int32),
+            keys_K=jnp.stack([jax.random.fold_in(jax.random.key(r.seed), j) for _, r, j in starts]),
+            sampling=RowSampling.of([r.sampling for _, r, _ in starts]),
+            stop_tokens_KM=np.stack([_stop_row(r.stop_tokens) for _, r, _ in starts]),
         )
-        self._rows[s] = _Row(request, request.samples[j])
-        self._release[s] = False
-        self.counters["admitted"] += 1
-        if s in self._used_slots and others_decoding:  # continuous batching: a freed slot refilled mid-decode
-            self.counters["reused_while_decoding"] += 1
-        self._used_slots.add(s)
-        log.debug("slot %d <- request %d sample %d (%d other rows decoding)", s, request.id, j, others_decoding)
-
-    def _prefill(self, prompt: list[int]):
-        bucket = self.bucket(len(prompt))
-        tokens_1P = np.full((1, bucket), self.pad_id, np.int32)
-        real_1P = np.zeros((1, bucket), bool)
-        tokens_1P[0, : len(prompt)] = prompt
-        real_1P[0, : len(prompt)] = True
+        self._compiled("insert", K, P)
+        others_decoding = sum(row is not None for row in self._rows)
+        self._slots = slot_programs.insert(self._slots, prompt_cache, logits_BV, new, mesh=self.mesh)
+        for (b, j), s in taken.items():
+            request = group[b][0]
+            self._rows[s] = _Row(request, request.samples[j])
+            self._release[s] = False
+            if s in self._used_slots and others_decoding:  # continuous batching: a freed slot refilled mid-decode
+                self.counters["reused_while_decoding"] += 1
+            self._used_slots.add(s)
+        self.counters["admitted"] += len(taken)
         self.counters["prefills"] += 1
-        return slot_programs.prefill(self.graphdef, self.params, tokens_1P, real_1P)
+        log.debug("slots %s <- requests %s (%d other rows decoding)", sorted(taken.values()),
+                  [r.id for r, _, _ in group], others_decoding)
 
     def bucket(self, length: int) -> int:
         """The padded length of a prompt: the next power of two from 16, at most the context."""
         return min(self.context, max(_MIN_BUCKET, 1 << math.ceil(math.log2(length))))
+
+    def _compiled(self, program: str, *shape) -> None:
+        self._shapes.add((program, *shape))
 
     def _fail_all(self) -> None:
         for s, row in enumerate(self._rows):
@@ -456,4 +481,16 @@ class Engine:
             "max_slots": self.max_slots,
             "context": self.context,
             "compilations": dict(slot_programs.TRACES),
+            "shapes": {p: sum(shape[0] == p for shape in self._shapes) for p in slot_programs.TRACES},
         }
+
+
+def _power_of_two(n: int) -> int:
+    """The smallest power of two >= n."""
+    return 1 << (n - 1).bit_length()
+
+
+def _stop_row(stop_tokens) -> np.ndarray:
+    row = np.full(MAX_STOP_TOKENS, -1, np.int32)
+    row[: len(stop_tokens)] = stop_tokens
+    return row

@@ -3,9 +3,11 @@
 A fixed number S of rows ("slots"), each with its own cache row of C slots, its own next-token logits, position,
 token budget, stop tokens, PRNG key and sampling strategy. Three compiled programs act on them:
 
-  `prefill`       one prompt through the model into a fresh cache row (compiled once per prompt bucket);
-  `insert`        that row and its logits copied into a free slot, the slot's settings written (once per bucket);
-  `decode_steps`  a few decode steps of every slot at once (once per slot count, and per top-logprobs width).
+  `prefill`       a few prompts through the model into fresh cache rows (once per batch and prompt bucket);
+  `insert`        those rows and their logits copied into free slots, the slots' settings written (once per
+                  number of new rows and prompt bucket);
+  `decode_steps`  a few decode steps of the first `active` slots at once (once per power of two of active
+                  slots, and per top-logprobs width).
 
 Each slot is at its own point of its answer, so a decode step writes each row's new key/value at that row's own
 cache index. A slot that is not live still computes (the shapes are static) but emits nothing. The state is
@@ -82,66 +84,83 @@ def _empty_slots(model, S: int, context: int, max_stop_tokens: int, mesh) -> Slo
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef",))
-def prefill(graphdef: nnx.GraphDef, params: nnx.State, tokens_1P: jax.Array, real_1P: jax.Array):
-    """One right-padded prompt through the model: its cache row [1, P] and the logits after its last token [1, V].
+def prefill(graphdef: nnx.GraphDef, params: nnx.State, tokens_BP: jax.Array, real_BP: jax.Array):
+    """Right-padded prompts through the model: their cache rows [B, P] and the logits after each one's last token
+    [B, V].
 
-    Right padding puts the prompt at cache slots 0..L-1, so the answer continues at slot L and a slot's budget
-    is the context minus the prompt's own length, not its bucket's.
+    Right padding puts a prompt at cache slots 0..L-1, so its answer continues at slot L and a slot's budget is
+    the context minus the prompt's own length, not its bucket's.
     """
     TRACES["prefill"] += 1
     model = nnx.merge(graphdef, params)
-    P = tokens_1P.shape[1]
-    positions_1P = jnp.maximum(jnp.cumsum(real_1P, axis=1) - 1, 0).astype(jnp.int32)
-    h_1PD, cache = forward_with_cache(model, tokens_1P, positions_1P, real_1P, empty_cache(model, 1, P), start=0)
-    last = jnp.sum(real_1P) - 1
-    return cache, model.logits(jax.lax.dynamic_slice_in_dim(h_1PD, last, 1, axis=1))[:, 0]
+    B, P = tokens_BP.shape
+    positions_BP = jnp.maximum(jnp.cumsum(real_BP, axis=1) - 1, 0).astype(jnp.int32)
+    h_BPD, cache = forward_with_cache(model, tokens_BP, positions_BP, real_BP, empty_cache(model, B, P), start=0)
+    last_B1 = jnp.sum(real_BP, axis=1, keepdims=True) - 1
+    h_BD = jnp.take_along_axis(h_BPD, last_B1[:, :, None], axis=1)
+    return cache, model.logits(h_BD)[:, 0]
+
+
+@struct.dataclass
+class NewRows:
+    """K rows to start: which prefilled prompt each copies (`rows_K`), into which slot, and its settings.
+
+    K is a bucket: entries past the real ones repeat the last real one, which writes the same slot twice.
+    """
+
+    rows_K: jax.Array
+    slots_K: jax.Array
+    prompt_lengths_K: jax.Array
+    budgets_K: jax.Array
+    keys_K: jax.Array
+    sampling: RowSampling
+    stop_tokens_KM: jax.Array
 
 
 @functools.partial(jax.jit, donate_argnames=("slots",), static_argnames=("mesh",))
-def insert(
-    slots: Slots,
-    prompt_cache: KVCache,
-    logits_1V: jax.Array,
-    slot: jax.Array,
-    prompt_length: jax.Array,
-    budget: jax.Array,
-    key: jax.Array,
-    sampling: RowSampling,
-    stop_tokens_M: jax.Array,
-    mesh=None,
-) -> Slots:
-    """Starts a row in `slot`: the prefilled cache row at its cache slots 0..P-1 (the rest marked empty), its
-    logits, and its budget, key, strategy ([1] arrays) and stop tokens."""
+def insert(slots: Slots, prompt_cache: KVCache, logits_BV: jax.Array, new: NewRows, mesh=None) -> Slots:
+    """Starts K rows: each one's prefilled cache row at cache slots 0..P-1 of its slot (the rest marked empty),
+    its logits, budget, key, strategy and stop tokens."""
     TRACES["insert"] += 1
     C, P = slots.context, prompt_cache.length
+    filled_BC = jnp.pad(prompt_cache.filled_BS, ((0, 0), (0, C - P)))
 
-    def put(cached_SC, row_1P):
-        return jax.lax.dynamic_update_slice_in_dim(cached_SC, row_1P.astype(cached_SC.dtype), slot, axis=0)
+    def start_row(k, slots: Slots) -> Slots:
+        b, s = new.rows_K[k], new.slots_K[k]
 
-    filled_1C = jnp.pad(prompt_cache.filled_BS, ((0, 0), (0, C - P)))
-    cache = KVCache(
-        keys=[put(k, row) for k, row in zip(slots.cache.keys, prompt_cache.keys)],
-        values=[put(v, row) for v, row in zip(slots.cache.values, prompt_cache.values)],
-        filled_BS=put(slots.cache.filled_BS, filled_1C),
-    )
-    return Slots(
-        cache=constrain(cache, mesh),
-        logits_SV=put(slots.logits_SV, logits_1V),
-        positions_S=slots.positions_S.at[slot].set(prompt_length),
-        writes_S=slots.writes_S.at[slot].set(prompt_length),
-        emitted_S=slots.emitted_S.at[slot].set(0),
-        budget_S=slots.budget_S.at[slot].set(budget),
-        live_S=slots.live_S.at[slot].set(True),
-        keys_S=slots.keys_S.at[slot].set(key),
-        sampling=jax.tree.map(lambda all_S, row_1: all_S.at[slot].set(row_1[0]), slots.sampling, sampling),
-        stop_tokens_SM=slots.stop_tokens_SM.at[slot].set(stop_tokens_M),
-    )
+        def put(all_S, rows_B):
+            row = jax.lax.dynamic_index_in_dim(rows_B, b, axis=0, keepdims=True)
+            return jax.lax.dynamic_update_slice_in_dim(all_S, row.astype(all_S.dtype), s, axis=0)
+
+        def put_k(all_S, values_K):
+            return all_S.at[s].set(values_K[k])
+
+        cache = KVCache(
+            keys=[put(k_, row) for k_, row in zip(slots.cache.keys, prompt_cache.keys)],
+            values=[put(v, row) for v, row in zip(slots.cache.values, prompt_cache.values)],
+            filled_BS=put(slots.cache.filled_BS, filled_BC),
+        )
+        return Slots(
+            cache=cache,
+            logits_SV=put(slots.logits_SV, logits_BV),
+            positions_S=put_k(slots.positions_S, new.prompt_lengths_K),
+            writes_S=put_k(slots.writes_S, new.prompt_lengths_K),
+            emitted_S=slots.emitted_S.at[s].set(0),
+            budget_S=put_k(slots.budget_S, new.budgets_K),
+            live_S=slots.live_S.at[s].set(True),
+            keys_S=put_k(slots.keys_S, new.keys_K),
+            sampling=jax.tree.map(put_k, slots.sampling, new.sampling),
+            stop_tokens_SM=put_k(slots.stop_tokens_SM, new.stop_tokens_KM),
+        )
+
+    slots = jax.lax.fori_loop(0, new.rows_K.shape[0], start_row, slots)
+    return slots.replace(cache=constrain(slots.cache, mesh))
 
 
 @functools.partial(
     jax.jit,
     donate_argnames=("slots",),
-    static_argnames=("graphdef", "steps", "pad_id", "top_logprobs", "mesh"),
+    static_argnames=("graphdef", "steps", "active", "pad_id", "top_logprobs", "mesh"),
 )
 def decode_steps(
     graphdef: nnx.GraphDef,
@@ -150,14 +169,16 @@ def decode_steps(
     release_S: jax.Array,
     *,
     steps: int,
+    active: int,
     pad_id: int,
     top_logprobs: int = 0,
     mesh=None,
 ) -> tuple[Slots, dict[str, jax.Array]]:
-    """`steps` decode steps of every slot, after ending the slots in `release_S` (finished on the host).
+    """`steps` decode steps of the first `active` slots (the others hold no live row), after ending the slots in
+    `release_S` (finished on the host). With few requests in flight a step costs what their rows cost, not S.
 
     Returns:
-      The new state, and per step k and slot s: tokens_KS (pad_id where nothing was emitted), logprobs_KS under
+      The new state, and per step k and slot s < active: tokens_KS (pad_id where nothing was emitted), logprobs_KS under
       the model's own softmax, emitted_KS, stopped_KS (emitted a stop token), and with `top_logprobs` > 0 the
       most likely tokens' ids and log-probabilities top_ids_KSW / top_logprobs_KSW (W = top_logprobs).
     """
@@ -196,4 +217,7 @@ def decode_steps(
         return slots, out
 
     slots = slots.replace(live_S=slots.live_S & ~release_S)
-    return jax.lax.scan(step, slots, length=steps)
+    if active == slots.num_slots:
+        return jax.lax.scan(step, slots, length=steps)
+    rows, out = jax.lax.scan(step, jax.tree.map(lambda x: x[:active], slots), length=steps)
+    return jax.tree.map(lambda all_S, rows_A: all_S.at[:active].set(rows_A), slots, rows), out
