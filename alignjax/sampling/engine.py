@@ -37,6 +37,12 @@ from alignjax.sampling.text_stream import TextStream
 log = logging.getLogger("alignjax.engine")
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's limit
+# what `stats` counts: requests submitted, prefill calls, samples started in a slot, of those the ones that took a
+# freed slot while others decoded, decode calls, tokens emitted, samples finished and cancelled, requests refused
+COUNTERS = (
+    "requests", "prefills", "admitted", "reused_while_decoding", "decode_calls", "tokens", "samples_finished",
+    "cancelled", "rejected_queue_full",
+)
 MAX_STOP_TOKENS = 8
 _MIN_BUCKET = 16
 
@@ -475,7 +481,7 @@ class Engine:
         with self._lock:
             waiting = len(self._queue)
         return {
-            **self.counters,
+            **{name: self.counters[name] for name in COUNTERS},
             "waiting": waiting,
             "decoding": sum(row is not None for row in self._rows),
             "max_slots": self.max_slots,

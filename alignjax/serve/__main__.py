@@ -46,6 +46,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="requests waiting for a slot; beyond it the server answers 429 with Retry-After")
     parser.add_argument("--decode-steps", metavar="N", type=int, default=4,
                         help="decode steps per compiled call: more amortise the host's work, fewer admit sooner")
+    parser.add_argument("--max-prefill", metavar="N", type=int, default=8,
+                        help="waiting prompts prefilled together in one call")
     parser.add_argument("--mesh", metavar="D,F,T", default=None,
                         help="data,fsdp,tensor sizes of the device mesh (one may be -1: the rest); default one device")
     parser.add_argument("--dtype", default="float32", help="compute dtype: float32 or bfloat16")
@@ -56,6 +58,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     args = parser.parse_args(argv)
     minimums = {"--max-slots": (args.max_slots, 1), "--decode-steps": (args.decode_steps, 1),
+                "--max-prefill": (args.max_prefill, 1),
                 "--max-queue": (args.max_queue, 0), "--port": (args.port, 0)}
     for flag, (value, minimum) in minimums.items():
         if value < minimum:

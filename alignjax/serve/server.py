@@ -63,6 +63,7 @@ def build(args) -> Served:
         max_slots=args.max_slots,
         context=args.max_context or max_positions,
         decode_steps=args.decode_steps,
+        max_prefill=args.max_prefill,
         max_queue=args.max_queue,
         mesh=mesh,
     )
