@@ -19,7 +19,6 @@ import collections
 import dataclasses
 import itertools
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -113,8 +112,6 @@ class Sample:
     logprobs: list[float] = dataclasses.field(default_factory=list)
     top_logprobs: list[list[tuple[int, float]]] = dataclasses.field(default_factory=list)
     finish_reason: str | None = None  # "stop", "length", or "cancelled"
-    first_token_at: float | None = None
-    finished_at: float | None = None
 
     @property
     def text(self) -> str:
@@ -352,8 +349,6 @@ class Engine:
             elif len(sample.token_ids) >= request.max_tokens:
                 sample.finish_reason = "length"
         self.counters["tokens"] += fresh
-        if fresh and sample.first_token_at is None:
-            sample.first_token_at = now
         if sample.finish_reason is None and request.cancelled:
             sample.finish_reason = "cancelled"
         if sample.finish_reason is not None:
@@ -363,7 +358,6 @@ class Engine:
 
     def _end(self, s: int, row: _Row, now: float) -> None:
         request, sample = row.request, row.sample
-        sample.finished_at = now
         self._rows[s] = None
         self._release[s] = True  # a row ended on the host (stop string, cancel) is still live on device
         self.counters["samples_finished"] += 1
@@ -409,7 +403,6 @@ class Engine:
         """Ends the samples from `first` on of a request cancelled before they reached a slot."""
         for sample in request.samples[first:]:
             sample.finish_reason = "cancelled"
-            sample.finished_at = time.perf_counter()
             self.counters["cancelled"] += 1
         if request.finished:
             request.done.set()
@@ -463,7 +456,7 @@ class Engine:
 
     def bucket(self, length: int) -> int:
         """The padded length of a prompt: the next power of two from 16, at most the context."""
-        return min(self.context, max(_MIN_BUCKET, 1 << math.ceil(math.log2(length))))
+        return min(self.context, max(_MIN_BUCKET, _power_of_two(length)))
 
     def _compiled(self, program: str, *shape) -> None:
         self._shapes.add((program, *shape))
