@@ -19,7 +19,8 @@ Then each of `--servers` in turn is started as a subprocess on a free loopback p
 measured at each `--concurrency` level and stopped (SIGTERM; SIGKILL after 60 s); `--repeats` times, alternating,
 each run a fresh server process:
 
-  alignjax:         `python -m alignjax.serve --model DIR --max-slots 32 --max-context L+T` (T = `--max-tokens`:
+  alignjax:         `python -m alignjax.serve --model DIR --max-slots 32 --max-context L+T --warmup all` (every
+                    shape compiled before the port opens; T = `--max-tokens`:
                     a slot holds a whole request; the checkpoint's max_position_embeddings is 2048);
   transformers:     `transformers serve DIR --device cpu --dtype float32` (requests run one at a time, each a
                     `model.generate` call on one inference thread);
@@ -216,7 +217,7 @@ def server_command(server: str, model_dir: str, port: int, settings: dict) -> li
         return [
             sys.executable, "-m", "alignjax.serve", "--model", model_dir, "--host", "127.0.0.1", "--port", str(port),
             "--max-slots", str(MAX_SLOTS), "--max-context", str(settings["prompt_len"] + settings["max_tokens"]),
-            "--log-level", "warning",
+            "--warmup", "all", "--log-level", "warning",
         ]  # fmt: skip
     # The console script next to this interpreter (the venv's), else the one on PATH.
     script = os.path.join(os.path.dirname(sys.executable), "transformers")

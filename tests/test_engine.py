@@ -10,6 +10,7 @@ from alignjax.data import load_builtin_tokenizer
 from alignjax.data.tokenization import encode_chat_prompt
 from alignjax.models import ModelConfig, init_model
 from alignjax.sampling import GREEDY, SamplingConfig, generate
+from alignjax.sampling import slots as slot_programs
 from alignjax.sampling.engine import Engine, Request
 from alignjax.sampling.text_stream import TextStream
 
@@ -112,3 +113,29 @@ def test_eight_devices_answer_as_one(toy):
     for (tokens, logprobs), (tokens_8, logprobs_8) in zip(answers(model, None), answers(sharded, mesh)):
         assert tokens_8 == tokens
         np.testing.assert_allclose(logprobs_8, logprobs, atol=1e-5)
+
+
+def test_warm_up_compiles_every_shape_and_decoding_reads_only_the_window_it_needs(toy):
+    _, tokenizer = toy
+    cfg = ModelConfig(
+        architecture="LlamaForCausalLM", vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+        num_layers=1, num_heads=2, num_kv_heads=1, head_dim=16, max_position_embeddings=256,
+    )
+    model = init_model(cfg, seed=4)
+    engine = Engine(model, tokenizer, max_slots=1, decode_steps=4, max_prefill=1)
+    before = dict(slot_programs.TRACES)
+    engine.warm_up()
+    warmed = dict(slot_programs.TRACES)
+    # admission: one prompt at a time in buckets 16 .. 256; decoding: one slot with windows 128 and 256
+    assert engine.stats()["shapes"] == {"admit": 5, "decode_steps": 2}
+    assert {p: warmed[p] - before[p] for p in warmed} == engine.stats()["shapes"]
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(3, len(tokenizer), size).tolist() for size in (110, 7)]
+    budgets = [60, 20]  # the first answer crosses from the 128 window into the 256 one
+    requests = [Request(prompt=p, max_tokens=m) for p, m in zip(prompts, budgets)]
+    engine.run(requests)
+    assert dict(slot_programs.TRACES) == warmed  # nothing compiled while serving
+    for prompt, budget, request in zip(prompts, budgets, requests):
+        out = generate(model, [prompt], max_new_tokens=budget, config=GREEDY, tokenizer=tokenizer)
+        tokens_NT, lengths_N = jax.device_get((out.tokens, out.lengths))
+        assert request.samples[0].token_ids == tokens_NT[0, : lengths_N[0]].tolist()

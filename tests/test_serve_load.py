@@ -69,6 +69,6 @@ def test_64_concurrent_mixed_requests(tmp_path):
     assert stats["requests"] == REQUESTS
     assert stats["reused_while_decoding"] >= REQUESTS - SLOTS - 8
     # compiled once per shape: each (program, shape) the engine ran compiled exactly once; the decode program's
-    # shapes are powers of two of active slots (at most 4 of them up to 8 slots) by top-logprobs width (0, 20)
+    # shapes are powers of two of active slots (at most 4 of them up to 8 slots) by cache window (128, 256)
     assert stats["compilations"] == stats["shapes"]
     assert stats["shapes"]["decode_steps"] <= 4 * 2

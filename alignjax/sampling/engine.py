@@ -6,8 +6,9 @@ tokens. Between chunks of `decode_steps` steps the host reads the new tokens, de
 their stop strings, hands text to whoever waits, and admits waiting requests into the slots that finished. This is
 how JetStream and vLLM batch: no request waits for the longest one of a batch.
 
-The compiled programs (see `slots`) have static shapes: one decode program per slot count (and top-logprobs
-width), one prefill and one insert per prompt bucket, whatever the requests.
+The compiled programs (see `slots`) have static shapes whatever the requests: one decode program per power of two
+of active slots and cache window, one admission (prefill and insert) per prompt batch and bucket. `warm_up`
+compiles them all before the first request, so that no client waits for XLA.
 
 Used in-process (`Engine.run`: submit, decode until done) and by the HTTP server (`Engine.start`: a background
 thread that decodes while requests arrive).
@@ -24,18 +25,17 @@ import time
 from collections.abc import Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
 from alignjax import sharding
 from alignjax.sampling import slots as slot_programs
+from alignjax.sampling.slots import MAX_TOP_LOGPROBS
 from alignjax.sampling.strategies import RowSampling, SamplingConfig
 from alignjax.sampling.text_stream import TextStream
 
 log = logging.getLogger("alignjax.engine")
 
-MAX_TOP_LOGPROBS = 20  # OpenAI's limit
 # what `stats` counts: requests submitted, prefill calls, samples started in a slot, of those the ones that took a
 # freed slot while others decoded, decode calls, tokens emitted, samples finished and cancelled, requests refused
 COUNTERS = (
@@ -44,6 +44,8 @@ COUNTERS = (
 )
 MAX_STOP_TOKENS = 8
 _MIN_BUCKET = 16
+# the smallest cache window a decode step reads: below it the weights, not the cache, bound a step's cost
+_MIN_WINDOW = 128
 
 
 class QueueFull(Exception):
@@ -183,6 +185,7 @@ class Engine:
         self._lock = threading.Condition()
         self._ids = itertools.count(1)
         self._thread: threading.Thread | None = None
+        self._pending: tuple[dict, list[_Row | None]] | None = None  # a chunk started, its tokens not handed out
         self._stopping = False
         self.counters = collections.Counter()
 
@@ -299,32 +302,65 @@ class Engine:
     # -- one iteration ------------------------------------------------------------------------------------------
 
     def step(self) -> None:
-        """Admits waiting requests into free slots, then decodes one chunk of steps and hands out its tokens."""
+        """Admits waiting requests into free slots, starts the next chunk of decode steps, and hands out the
+        tokens of the chunk before it while this one computes.
+
+        The device runs one chunk ahead of the host: it ends rows at stop tokens and budgets by itself, so the
+        next chunk needs nothing from the last one's tokens. What the host learns late costs a chunk: a row ended
+        by a stop string or a cancel decodes one more chunk (its tokens dropped), and its slot is refilled a
+        chunk later.
+        """
         self._admit()
-        if not any(self._rows):
-            return
-        top_logprobs = MAX_TOP_LOGPROBS if any(r and r.request.logprobs for r in self._rows) else 0
-        last_live = max(s for s, row in enumerate(self._rows) if row is not None)
-        active = min(self.max_slots, max(_power_of_two(last_live + 1), self._data_parallel))
-        self._compiled("decode_steps", active, top_logprobs)
+        chunk = None
+        if self._decoding_after_pending():
+            rows = list(self._rows)
+            last_live = max(s for s, row in enumerate(rows) if row is not None)
+            # a live row writes at cache slots below prompt + tokens seen + the steps of the chunks not yet seen
+            unseen = self.decode_steps * (1 + (self._pending is not None))
+            reach = max(len(row.request.prompt) + len(row.sample.token_ids) for row in rows if row) + unseen
+            want_top = any(row.request.logprobs for row in rows if row)
+            chunk = (self._decode(self._active(last_live + 1), self.window(reach), want_top), rows)
+            self.counters["decode_calls"] += 1
+        if self._pending is not None:
+            self._hand_out(*self._pending)
+        self._pending = chunk
+
+    def _decoding_after_pending(self) -> bool:
+        """Whether a row may still be decoding once the pending chunk is done: one that has not used its budget
+        by then (a chunk started for rows that the pending chunk ends would be wasted)."""
+        unseen = self.decode_steps if self._pending is not None else 0
+        return any(row and len(row.sample.token_ids) + unseen < row.request.max_tokens for row in self._rows)
+
+    def _hand_out(self, out: dict[str, jax.Array], rows: list[_Row | None]) -> None:
+        """A chunk's tokens to the rows that were in the slots when it started (those still going)."""
+        out = jax.device_get(out)
+        now = time.perf_counter()
+        for s, row in enumerate(rows):
+            if row is not None and row.sample.finish_reason is None:
+                self._take(s, row, out, now)
+
+    def _decode(self, active: int, window: int, want_top: bool) -> dict[str, jax.Array]:
+        """Starts one chunk of decode steps (the slots in `_release` end first); returns its outputs, on device."""
+        self._compiled("decode_steps", active, window)
         self._slots, out = slot_programs.decode_steps(
             self.graphdef,
             self.params,
             self._slots,
             self._release,
+            np.bool_(want_top),
             steps=self.decode_steps,
             active=active,
+            window=window,
             pad_id=self.pad_id,
-            top_logprobs=top_logprobs,
             mesh=self.mesh,
         )
         self._release = np.zeros(self.max_slots, bool)
-        out = jax.device_get(out)
-        self.counters["decode_calls"] += 1
-        now = time.perf_counter()
-        for s, row in enumerate(self._rows):
-            if row is not None:
-                self._take(s, row, out, now)
+        return out
+
+    def _active(self, rows: int) -> int:
+        """The slots a decode call computes when the last live row is row `rows` - 1: a power of two (at least
+        the data-parallel size, so every device holds rows), at most S."""
+        return min(self.max_slots, max(_power_of_two(rows), self._data_parallel))
 
     def _take(self, s: int, row: _Row, out: dict, now: float) -> None:
         """Row `s`'s tokens of the chunk: appended, checked for stop strings, the row ended if it is done."""
@@ -420,28 +456,10 @@ class Engine:
         for b, (request, _, _) in enumerate(group):
             tokens_BP[b, : len(request.prompt)] = request.prompt
             real_BP[b, : len(request.prompt)] = True
-        self._compiled("prefill", B, P)
-        prompt_cache, logits_BV = slot_programs.prefill(self.graphdef, self.params, tokens_BP, real_BP)
         starts = [(b, r, j) for b, (r, first, count) in enumerate(group) for j in range(first, first + count)]
-        K = _power_of_two(len(starts))
-        starts += starts[-1:] * (K - len(starts))  # repeats write the same slot again
-        taken: dict[tuple[int, int], int] = {}  # (prompt row, sample) -> its slot
-        for b, _, j in starts:
-            if (b, j) not in taken:
-                taken[(b, j)] = free[len(taken)]
-        slots_K = [taken[(b, j)] for b, _, j in starts]
-        new = slot_programs.NewRows(
-            rows_K=np.array([b for b, _, _ in starts], np.int32),
-            slots_K=np.array(slots_K, np.int32),
-            prompt_lengths_K=np.array([len(r.prompt) for _, r, _ in starts], np.int32),
-            budgets_K=np.array([r.max_tokens for _, r, _ in starts], np.int32),
-            keys_K=jnp.stack([jax.random.fold_in(jax.random.key(r.seed), j) for _, r, j in starts]),
-            sampling=RowSampling.of([r.sampling for _, r, _ in starts]),
-            stop_tokens_KM=np.stack([_stop_row(r.stop_tokens) for _, r, _ in starts]),
-        )
-        self._compiled("insert", K, P)
+        taken = {(b, j): free[i] for i, (b, _, j) in enumerate(starts)}  # (prompt row, sample) -> its slot
         others_decoding = sum(row is not None for row in self._rows)
-        self._slots = slot_programs.insert(self._slots, prompt_cache, logits_BV, new, mesh=self.mesh)
+        self._admit_rows(tokens_BP, real_BP, starts, list(taken.values()))
         for (b, j), s in taken.items():
             request = group[b][0]
             self._rows[s] = _Row(request, request.samples[j])
@@ -454,6 +472,60 @@ class Engine:
         log.debug("slots %s <- requests %s (%d other rows decoding)", sorted(taken.values()),
                   [r.id for r, _, _ in group], others_decoding)
 
+    def _admit_rows(self, tokens_BP: np.ndarray, real_BP: np.ndarray, starts: list, slots: list[int]) -> None:
+        """Prefills the prompts and starts sample j of prompt row b's request in slots[i] for each
+        starts[i] = (b, request, j); the row lists are padded to S entries."""
+        S = self.max_slots
+        pad = [starts[-1] if starts else (0, Request([self.pad_id], max_tokens=1, seed=0), 0)] * (S - len(starts))
+        rows = starts + pad
+        new = slot_programs.NewRows(
+            count=np.int32(len(starts)),
+            rows_S=np.array([b for b, _, _ in rows], np.int32),
+            slots_S=np.array(slots + [0] * (S - len(slots)), np.int32),
+            prompt_lengths_S=np.array([len(r.prompt) for _, r, _ in rows], np.int32),
+            budgets_S=np.array([r.max_tokens for _, r, _ in rows], np.int32),
+            seeds_S=np.array([r.seed % 2**32 for _, r, _ in rows], np.uint32),
+            samples_S=np.array([j for _, _, j in rows], np.uint32),
+            sampling=RowSampling.of([r.sampling for _, r, _ in rows]),
+            stop_tokens_SM=np.stack([_stop_row(r.stop_tokens) for _, r, _ in rows]),
+        )
+        self._compiled("admit", *tokens_BP.shape)
+        self._slots = slot_programs.admit(self.graphdef, self.params, self._slots, tokens_BP, real_BP, new,
+                                          mesh=self.mesh)
+
+    def warm_up(self, progress: Callable[[int, int], None] | None = None) -> None:
+        """Compiles every program this engine can run: admission for each prompt batch (powers of two up to
+        `max_prefill`) and bucket, decoding for each active slot count and window. Call it with no request in
+        flight; it changes no slot.
+
+        Args:
+          progress: called with (programs compiled, all programs) after each.
+        """
+        if self._busy():
+            raise RuntimeError("warm_up needs an idle engine: requests are in flight")
+        batches = _powers_of_two(1, _power_of_two(self.max_prefill))
+        buckets = sorted({self.bucket(n) for n in _powers_of_two(1, self.context - 1)})
+        actives = sorted({self._active(n) for n in _powers_of_two(1, self.max_slots)})
+        windows = sorted({self.window(n) for n in _powers_of_two(1, self.context)})
+        programs = [("admit", B, P) for B in batches for P in buckets]
+        programs += [("decode_steps", a, w) for a in actives for w in windows]
+        for done, (program, *shape) in enumerate(programs, 1):
+            if program == "admit":
+                B, P = shape
+                real_BP = np.zeros((B, P), bool)
+                real_BP[:, 0] = True
+                self._admit_rows(np.full((B, P), self.pad_id, np.int32), real_BP, [], [])
+            else:
+                self._decode(*shape, want_top=False)
+            if progress is not None:
+                progress(done, len(programs))
+        jax.block_until_ready(self._slots)
+
+    def window(self, reach: int) -> int:
+        """The cache slots a decode call attends over when its rows write below slot `reach`: the next power of
+        two from 128, at most the context."""
+        return min(self.context, max(_MIN_WINDOW, _power_of_two(reach)))
+
     def bucket(self, length: int) -> int:
         """The padded length of a prompt: the next power of two from 16, at most the context."""
         return min(self.context, max(_MIN_BUCKET, _power_of_two(length)))
@@ -462,6 +534,7 @@ class Engine:
         self._shapes.add((program, *shape))
 
     def _fail_all(self) -> None:
+        self._pending = None
         for s, row in enumerate(self._rows):
             if row is not None:
                 row.request.cancel()
@@ -487,6 +560,11 @@ class Engine:
 def _power_of_two(n: int) -> int:
     """The smallest power of two >= n."""
     return 1 << (n - 1).bit_length()
+
+
+def _powers_of_two(low: int, high: int) -> list[int]:
+    """The powers of two in [low, high], and `high` itself."""
+    return sorted({1 << k for k in range(high.bit_length()) if low <= 1 << k <= high} | {high})
 
 
 def _stop_row(stop_tokens) -> np.ndarray:

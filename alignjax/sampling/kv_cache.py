@@ -71,6 +71,7 @@ def forward_with_cache(
     real_BT: jax.Array,
     cache: KVCache,
     start: int | jax.Array,
+    window: int | None = None,
 ) -> tuple[jax.Array, KVCache]:
     """Runs T new tokens through the model, reading and extending the cache.
 
@@ -82,6 +83,8 @@ def forward_with_cache(
       start: the slot of the first new token; a Python int (the prefill) lets attention read only the filled
         prefix of the cache, a traced int (a decode step) reads all of it under the mask, and an int array [B]
         gives each row its own slot (the serving engine's rows, each at its own point of its answer).
+      window: with a traced `start`, attend over the first `window` slots only (the caller knows that no row has
+        written past them): a decode step streams the keys/values it can see, not the whole context's.
 
     Returns:
       The final-norm hidden states of the new tokens [B, T, D] and the cache with their keys/values written.
@@ -89,7 +92,7 @@ def forward_with_cache(
     cfg = model.config
     B, T = tokens_BT.shape
     filled_BS = _write(cache.filled_BS, real_BT, start)
-    visible = start + T if isinstance(start, int) else cache.length
+    visible = start + T if isinstance(start, int) else window or cache.length
     slots_BS = jnp.broadcast_to(jnp.arange(visible, dtype=jnp.int32), (B, visible))
     q_slots_BT = jnp.reshape(start, (-1, 1)) + jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))
     mask_B1TS = attention_mask(

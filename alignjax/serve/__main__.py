@@ -48,6 +48,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         help="decode steps per compiled call: more amortise the host's work, fewer admit sooner")
     parser.add_argument("--max-prefill", metavar="N", type=int, default=8,
                         help="waiting prompts prefilled together in one call")
+    parser.add_argument("--warmup", choices=("first", "all"), default="first",
+                        help="compile before serving: the 'first' request's programs only (a quick start; other "
+                        "shapes compile when first needed, and that request waits), or 'all' the engine can run "
+                        "(every prompt batch and bucket, every active slot count and cache window: no client waits "
+                        "for XLA, steady latency; the count grows with --max-context)")
     parser.add_argument("--mesh", metavar="D,F,T", default=None,
                         help="data,fsdp,tensor sizes of the device mesh (one may be -1: the rest); default one device")
     parser.add_argument("--dtype", default="float32", help="compute dtype: float32 or bfloat16")

@@ -1,9 +1,9 @@
 """Loads the model, builds the engine and the app, and runs uvicorn until SIGTERM or Ctrl-C.
 
-The decode programs compile before the port opens (one warm-up request per prompt bucket would be too many; the
-decode step and the smallest bucket are the ones every request needs), so the first client is not the one that
-waits for XLA. uvicorn's graceful shutdown stops accepting connections on SIGTERM and waits up to
---shutdown-timeout for the requests in flight; then the engine cancels what is left and the process exits 0.
+The engine's programs compile before the port opens (`--warmup first`: the first request's only, a quick start;
+`--warmup all`: every shape the engine can run, so that no client waits for XLA). uvicorn's graceful
+shutdown stops accepting connections on SIGTERM and waits up to --shutdown-timeout for the requests in flight;
+then the engine cancels what is left and the process exits 0.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 import types
 
 import jax
@@ -77,11 +78,26 @@ def build(args) -> Served:
     )
 
 
+def warm_up(engine: engine_lib.Engine, which: str) -> None:
+    """Compiles 'all' of the engine's programs, or the 'first' request's (the smallest prompt bucket, one active
+    slot), logging the progress."""
+    started = time.perf_counter()
+    if which == "all":
+        def progress(done: int, total: int) -> None:
+            if done == 1 or done == total or done % 10 == 0:
+                log.info("compiled %d of %d programs (%.0f s)", done, total, time.perf_counter() - started)
+
+        engine.warm_up(progress)
+    else:
+        engine.run([engine_lib.Request(prompt=[engine.pad_id], max_tokens=1)])
+    log.info("warm-up (%s) done in %.1f s: %d slots of %d tokens", which, time.perf_counter() - started,
+             engine.max_slots, engine.context)
+
+
 def serve(args) -> None:
     keep_freed_host_memory()
     served = build(args)
-    log.info("compiling the decode step for %d slots of %d tokens", served.engine.max_slots, served.engine.context)
-    served.engine.run([engine_lib.Request(prompt=[served.engine.pad_id], max_tokens=1)])
+    warm_up(served.engine, args.warmup)
     served.engine.counters.clear()  # /stats counts clients' requests only (compilations stay)
     log.info("serving '%s' at http://%s:%d/v1", served.model_name, args.host, args.port)
     config = uvicorn.Config(
