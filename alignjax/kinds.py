@@ -2,8 +2,8 @@
 
 A kind is what the command line dispatches to: a check of the config (run for every stage before any starts, so
 a mistake in the last stage does not wait for the first one to train) and a function that runs one stage and
-returns its final metrics. Adding a kind (an evaluation, a data-generating pipeline) is one function pair and one
-`register` line below.
+returns its final metrics. Adding a kind (a data-generating pipeline, say) is one function pair and one `register`
+line below; `eval` and `meta_eval` (alignjax.eval) are two.
 
 The offline kinds share one loop (`train.loop.train`) and differ in what their loss consumes
 (`losses.Objective.inputs`): `sft` trains on token batches, `preference` on responses per prompt, `reward` a
@@ -21,6 +21,7 @@ from ml_collections import ConfigDict
 
 from alignjax import losses
 from alignjax.config_errors import ConfigError, require
+from alignjax.eval import check_eval_section, run_eval, run_meta_eval
 from alignjax.rl import check_rl_config, train_rl
 from alignjax.rl.best_of_n import check_best_of_n_config, run_best_of_n
 from alignjax.train.config_checks import check_config
@@ -102,4 +103,14 @@ register(RunKind("reward", _offline_check("reward"), train))  # a Bradley-Terry 
 register(RunKind("rl", _sectioned_check("rl", ("rl",), lambda c: check_rl_config(c, jax.device_count())), train_rl))
 register(  # sampling and reward fields in `rl`, the sizes in `best_of_n`
     RunKind("best_of_n", _sectioned_check("best_of_n", ("rl", "best_of_n"), check_best_of_n_config), run_best_of_n)
+)
+register(
+    RunKind("eval", _sectioned_check("eval", ("eval",), lambda c: check_eval_section(c.eval, meta=False)), run_eval)
+)
+register(  # judges against labelled pairs
+    RunKind(
+        "meta_eval",
+        _sectioned_check("meta_eval", ("eval",), lambda c: check_eval_section(c.eval, meta=True)),
+        run_meta_eval,
+    )
 )

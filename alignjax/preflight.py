@@ -13,6 +13,7 @@ from ml_collections import ConfigDict
 
 from alignjax import kinds
 from alignjax.config_errors import require
+from alignjax.eval import model_dirs as eval_model_dirs
 from alignjax.models import check_model_dir
 from alignjax.train.workdir import check_writable
 
@@ -27,6 +28,8 @@ def _model_dirs(stage: ConfigDict) -> list[tuple[str, str, bool]]:
         dirs.append(("rl.reward.model_path", stage.rl.reward.model_path, False))
         algorithm = stage.rl.get("algorithm") or {}  # best-of-n's rl section has none
         dirs.append(("rl.algorithm.critic_path", algorithm.get("critic_path", ""), False))
+    if "eval" in stage:
+        dirs += [(field, path, True) for field, path in eval_model_dirs(stage.eval)]
     return [(field, path, tokenizer) for field, path, tokenizer in dirs if path]
 
 

@@ -22,13 +22,15 @@ from alignjax import kinds, sharding
 from alignjax.config_errors import ConfigError
 from alignjax.configs.command_line import USAGE, parse_command_line
 from alignjax.data import DataError
+from alignjax.generation import GenerationError
 from alignjax.host_memory import keep_freed_host_memory
 from alignjax.models import CheckpointError, ModelConfigError
 from alignjax.preflight import check_stages
 from alignjax.train.scaffold import RunStopped
 from alignjax.train.workdir import LOCK_FILE, claim_workdir, export_done
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, ModelConfigError)  # said in one line, without a traceback
+# said in one line, without a traceback (a teacher's or judge's endpoint that fails names itself and the request)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, ModelConfigError, GenerationError)
 
 
 def stages(config: ConfigDict) -> list[ConfigDict]:

@@ -106,6 +106,8 @@ def _losses(workdir):
 # advantage that their own tests cover against the papers' formulas, and PPO's and online DPO's loops run in
 # test_rl_loop.py; for those the experiment's config is built and checked as a run checks it before starting.
 TRAINED = {"", "dpo", "simpo", "pro", "kto", "conditional_sft", "grpo", "rso", "expert_iteration"}
+# LLMBar's meta-evaluation runs end to end through the real server in test_eval_judges.py; here it is checked.
+CHECKED_ONLY = {"llmbar_meta_eval.py"}
 
 
 @pytest.mark.slow
@@ -123,12 +125,15 @@ def test_every_experiment_variant_is_valid_and_one_per_code_path_trains(path, me
     while "previous_stage" in earlier:  # the earlier stages train first, unless another experiment trained them
         earlier = earlier.previous_stage
         earlier.train.workdir = str(previous_stages / os.path.basename(earlier.train.workdir))
-    if method not in TRAINED:
+    if method not in TRAINED or os.path.basename(path) in CHECKED_ONLY:
         check_stages(stages(config))
         return
     final = run(config)
     if config.kind == "best_of_n":  # an evaluation: it trains and exports nothing
         assert set(final) >= {"reward@1", "reward@16"} and os.path.exists(tmp_path / "best_of_n.png")
+        return
+    if config.kind in ("eval", "meta_eval"):  # a report of what the judges said
+        assert final and os.path.exists(tmp_path / "report.json") and os.path.exists(tmp_path / "report.md")
         return
     assert _losses(str(tmp_path))
     assert os.path.exists(tmp_path / "hf" / "config.json")

@@ -40,6 +40,7 @@ def base_config() -> ConfigDict:
                 num_kv_heads=2,
                 rope_theta=10000.0,
                 tie_word_embeddings=True,
+                max_position_embeddings=0,  # the context it is exported with; 0: data.seq_len
             ),
         )
     )

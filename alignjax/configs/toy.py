@@ -1,5 +1,5 @@
-"""Recipes on the builtin toy task: the shared SFT stage, then preference learning, reward models, on-policy RL
-and best-of-n after it.
+"""Recipes on the builtin toy task: the shared SFT stage, then preference learning, reward models, on-policy RL,
+best-of-n and evaluation after it.
 
 The SFT stage learns the toy operations (reverse / upper-case / sort a word) from a sloppy demonstrator whose
 answers mostly stop one character early, so its greedy answers mostly break the rule "answer exactly". Every
@@ -12,6 +12,8 @@ from __future__ import annotations
 from ml_collections import ConfigDict
 
 from alignjax.configs.base import base_config, run_dir
+from alignjax.eval import eval_section, judge, prompt_set, system
+from alignjax.generation import generation_config
 from alignjax.kinds import offline_kind
 from alignjax.losses import loss_config, objective
 from alignjax.rl.config import rl_section
@@ -21,6 +23,7 @@ def sft_stage(smoke: bool = False) -> ConfigDict:
     """SFT from scratch on the builtin sloppy demonstrations (`toy_demonstrations`)."""
     config = base_config()
     config.data.path = "toy_demonstrations"
+    config.model.init.max_position_embeddings = 4096  # trained on 32 tokens; room for few-shot and judge prompts
     config.train.update(steps=3000, eval_every=0, checkpoint_every=1000, workdir=run_dir("toy_sft"))
     if smoke:
         config.train.update(
@@ -113,4 +116,55 @@ def best_of_n(smoke: bool = False) -> ConfigDict:
     if smoke:
         config.rl.eval_prompts = 8
         config.train.workdir = run_dir("smoke_best_of_n")
+    return config
+
+
+def dpo_then_reward_model(smoke: bool = False) -> ConfigDict:
+    """One chain of the stages an evaluation reads: SFT -> DPO (the quick start's) -> a reward model from SFT.
+    Returns the reward model's stage, whose `previous_stage` is DPO's."""
+    dpo = preference("dpo", smoke, name="dpo", beta=0.1, sft_weight=1.0)  # the quick start's DPO stage
+    reward = reward_model(smoke)
+    reward.previous_stage = dpo  # each stage is skipped when its export exists
+    reward.model.path = dpo.previous_stage.train.get_ref("workdir") + "/hf"
+    return reward
+
+
+def evaluation_config(kind: str, previous_stage: ConfigDict | None, **section) -> ConfigDict:
+    """A config of `kind` (eval or meta_eval) with an `eval` section (`eval_section(**section)`), after
+    `previous_stage` when given; it trains nothing, so it has no data, loss or optimizer."""
+    config = base_config()
+    for unused in ("data", "loss", "reference", "optim"):
+        del config[unused]
+    config.kind = kind
+    if previous_stage is not None:
+        config.previous_stage = previous_stage
+    config.eval = eval_section(**section)
+    return config
+
+
+def evaluation(smoke: bool = False) -> ConfigDict:
+    """The toy stages evaluated: the DPO model and few-shot prompting of the SFT model against the SFT model, on the
+    held-out prompts, judged by the task's rule and by the toy reward model; greedy answers, as the training runs'
+    rule rate measures them."""
+    reward = dpo_then_reward_model(smoke)
+    dpo = reward.previous_stage
+    config = evaluation_config("eval", reward, prompts=prompt_set("builtin", "toy_preferences", "test"), baseline="sft")
+    sft_model = dpo.model.get_ref("path")
+    # no generation cache: a stage's model is new whenever it is retrained, under the same directory name
+    answers = dict(max_tokens=12, temperature=0.0, max_slots=64, cache="none")
+    config.eval.systems.sft = system(generation_config(model=sft_model, **answers))
+    config.eval.systems.dpo = system(generation_config(model=dpo.train.get_ref("workdir") + "/hf", **answers))
+    config.eval.systems.sft_2shot = system(
+        generation_config(model=sft_model, **answers),
+        prompting="few_shot",
+        shots=2,
+        pool=prompt_set("builtin", "toy_instructions", "train"),
+    )
+    config.eval.judges.rule = judge("rule", function="toy_exact")
+    config.eval.judges.reward_model = judge("reward_model", model=reward.train.get_ref("workdir") + "/hf")
+    config.train.workdir = run_dir("eval_toy")
+    if smoke:
+        config.eval.prompts.max_prompts = 16
+        config.eval.update(resamples=200, plots=False)
+        config.train.workdir = run_dir("smoke_eval")
     return config

@@ -60,9 +60,10 @@ def generation_config(**overrides) -> ConfigDict:
     return section
 
 
-def check_generation_config(section: ConfigDict, field: str = "generation") -> None:
+def check_generation_config(section: ConfigDict, field: str = "generation", check_model: bool = True) -> None:
     """Raises ConfigError, naming `field`.<name>, for a value that cannot work; reads the environment for the
-    API key and the disk for a local model."""
+    API key and, when `check_model`, the disk for a local model (a run's preflight checks it instead when an
+    earlier stage writes that model)."""
     require(
         section.backend in BACKENDS,
         f"{field}.backend: {section.backend!r} is not one of {', '.join(BACKENDS)}",
@@ -70,7 +71,8 @@ def check_generation_config(section: ConfigDict, field: str = "generation") -> N
     what = "a model directory" if section.backend == "local" else "the model's name at the endpoint"
     require(bool(section.model), f"{field}.model: empty; give {what}")
     if section.backend == "local":
-        check_model_dir(section.model, field=f"{field}.model")
+        if check_model:
+            check_model_dir(section.model, field=f"{field}.model")
     elif section.api_key_env:
         require(
             bool(os.environ.get(section.api_key_env)),

@@ -60,7 +60,7 @@ def _new_model_config(config: ConfigDict, vocab_size: int) -> ModelConfig:
         num_kv_heads=init.num_kv_heads,
         head_dim=init.hidden_size // init.num_heads,
         rope=RopeConfig(theta=init.rope_theta),
-        max_position_embeddings=config.data.seq_len,
+        max_position_embeddings=init.max_position_embeddings or config.data.seq_len,
         tie_word_embeddings=init.tie_word_embeddings,
         remat=m.remat,
         dtype=dtype_from_name(m.dtype),

@@ -1,0 +1,192 @@
+"""Judges, registered by kind: which of two answers to a prompt is better, and (for some) a score per answer.
+
+- `rule`: a registered function of (prompt, answer), the checkable rule of a task (`rl.rewards`).
+- `reward_model`: a reward model's value of each answer; `implicit_reward`: a DPO policy's implicit reward.
+- `single`: an LLM rates each answer 1-10 (MT-Bench), optionally shown the prompt set's reference answer.
+- `pairwise`: an LLM compares the two answers under one of LLMBar's strategies, in both orders.
+
+Every comparison is made in both orders ("x" the system, "y" the other): the verdicts of the two orders, mapped
+back to x and y, agree (that verdict) or not (a tie). Scoring judges see no order, so theirs always agree; an LLM
+judge's do not, which is what positional agreement measures. A reply that cannot be parsed is None, never
+guessed: a comparison with one is left out of win rates and counted as unparsable.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+from ml_collections import ConfigDict
+
+from alignjax.eval import judge_prompts, model_scores
+from alignjax.eval.prompt_sets import EvalPrompt
+from alignjax.eval.verdicts import parse_pairwise, parse_score
+from alignjax.generation import Generator, make_generator
+from alignjax.rl.rewards import reward_function
+
+_TO_XY = {"a": "x", "b": "y", "tie": "tie", None: None}  # the first order shows x as Output (a)
+_SWAPPED = {"a": "y", "b": "x", "tie": "tie", None: None}  # the second order shows y as Output (a)
+_OUTCOME = {"x": 1.0, "tie": 0.5, "y": 0.0}
+
+
+@dataclasses.dataclass(frozen=True)
+class PairVerdict:
+    """A judge's verdicts on one prompt's answers x and y, one per order, each "x", "y", "tie" or None
+    (unparsable), with the judge's replies (LLM judges) or scores (scoring judges)."""
+
+    first: str | None
+    second: str | None
+    evidence: tuple = ()
+
+    @property
+    def parsed(self) -> bool:
+        return self.first is not None and self.second is not None
+
+    @property
+    def agrees(self) -> bool:
+        """Both orders parsed and gave the same verdict (positional agreement)."""
+        return self.parsed and self.first == self.second
+
+    @property
+    def outcome(self) -> float | None:
+        """1 when x is better, 0 when y is, 0.5 for a tie or orders that disagree; None when unparsable."""
+        if not self.parsed:
+            return None
+        return _OUTCOME[self.first] if self.agrees else 0.5
+
+
+def _by_score(score_x: float, score_y: float) -> str | None:
+    if np.isnan(score_x) or np.isnan(score_y):
+        return None
+    return "x" if score_x > score_y else "y" if score_y > score_x else "tie"
+
+
+class Judge:
+    """A judge: `compare` gives one PairVerdict per prompt; scoring judges also give `scores` per answer."""
+
+    kind = ""
+    scores_answers = True
+
+    def scores(self, prompts: list[EvalPrompt], answers: list[str]) -> np.ndarray:
+        """One score per answer, float [N] (NaN where an LLM's rating could not be parsed)."""
+        raise NotImplementedError(f"{type(self).__name__} gives no scores")
+
+    def compare(self, prompts: list[EvalPrompt], xs: list[str], ys: list[str]) -> list[PairVerdict]:
+        """The verdicts on x against y for each prompt; here, from the scores (the same in both orders)."""
+        scores_x, scores_y = self.scores(prompts, xs), self.scores(prompts, ys)
+        verdicts = [_by_score(a, b) for a, b in zip(scores_x, scores_y)]
+        return [PairVerdict(v, v, (float(a), float(b))) for v, a, b in zip(verdicts, scores_x, scores_y)]
+
+    def close(self) -> None:
+        pass
+
+
+class _Memo(Judge):
+    """Scores each list of answers once (the baseline's answers are compared with every system's)."""
+
+    def __init__(self, score: Callable[[list[EvalPrompt], list[str]], np.ndarray]):
+        self._score = score
+        self._memo: dict[tuple, np.ndarray] = {}
+
+    def scores(self, prompts, answers):
+        key = (tuple(p.key for p in prompts), tuple(answers))
+        if key not in self._memo:
+            self._memo[key] = np.asarray(self._score(prompts, answers), np.float64)
+        return self._memo[key]
+
+
+class RuleJudge(_Memo):
+    kind = "rule"
+
+    def __init__(self, spec: ConfigDict, workdir: str, name: str):
+        rule = reward_function(spec.function)
+        super().__init__(lambda prompts, answers: [rule(p.value, a) for p, a in zip(prompts, answers)])
+
+
+class RewardModelJudge(_Memo):
+    kind = "reward_model"
+
+    def __init__(self, spec: ConfigDict, workdir: str, name: str):
+        super().__init__(model_scores.reward_model_scorer(spec.model, spec.max_length))
+
+
+class ImplicitRewardJudge(_Memo):
+    kind = "implicit_reward"
+
+    def __init__(self, spec: ConfigDict, workdir: str, name: str):
+        super().__init__(
+            model_scores.implicit_reward_scorer(spec.model, spec.reference_model, spec.beta, spec.max_length)
+        )
+
+
+class _LLMJudge(Judge):
+    def __init__(self, spec: ConfigDict, workdir: str, name: str):
+        self.spec = spec
+        self.generator: Generator = make_generator(spec.generation, workdir, field=f"eval.judges.{name}.generation")
+
+    def ask(self, chats: list[list[dict[str, str]]], **fields) -> list[str]:
+        return [c.text for c in self.generator.complete([self.generator.request(m, **fields) for m in chats])]
+
+    def close(self) -> None:
+        self.generator.close()
+
+
+class SingleJudge(_LLMJudge, _Memo):
+    """MT-Bench-style grading: "Rating: [[N]]", 1 to 10."""
+
+    kind = "single"
+
+    def __init__(self, spec: ConfigDict, workdir: str, name: str):
+        _LLMJudge.__init__(self, spec, workdir, name)
+        _Memo.__init__(self, self._rate)
+
+    def _rate(self, prompts: list[EvalPrompt], answers: list[str]) -> np.ndarray:
+        chats = [
+            judge_prompts.single_messages(p.instruction, a, p.reference if self.spec.reference else "")
+            for p, a in zip(prompts, answers)
+        ]
+        parsed = [parse_score(reply) for reply in self.ask(chats)]
+        return np.asarray([np.nan if s is None else s for s in parsed], np.float64)
+
+
+class PairwiseJudge(_LLMJudge):
+    """An LLM compares two answers under one of LLMBar's strategies, in both orders."""
+
+    kind = "pairwise"
+    scores_answers = False
+
+    def auxiliaries(self, prompts: list[EvalPrompt]) -> tuple[list[str], list[str]]:
+        """The judge's own questions and reference answer per prompt (empty where the strategy has none)."""
+        wanted = judge_prompts.AUXILIARIES[self.spec.strategy]
+        metrics_budget, reference_budget = self.spec.auxiliary_max_tokens
+        metrics = reference = [""] * len(prompts)
+        if "metrics" in wanted:
+            chats = [judge_prompts.metrics_messages(p.instruction) for p in prompts]
+            metrics = self.ask(chats, max_tokens=metrics_budget, temperature=0.0)
+        if "reference" in wanted:
+            chats = [judge_prompts.reference_messages(p.instruction) for p in prompts]
+            reference = self.ask(chats, max_tokens=reference_budget, temperature=0.0)
+        return metrics, reference
+
+    def compare(self, prompts, xs, ys):
+        metrics, reference = self.auxiliaries(prompts)
+        chats = []
+        for p, x, y, m, r in zip(prompts, xs, ys, metrics, reference):
+            for a, b in ((x, y), (y, x)):
+                chats.append(judge_prompts.pairwise_messages(self.spec.strategy, p.instruction, a, b, m, r))
+        replies = self.ask(chats)
+        return [
+            PairVerdict(_TO_XY[parse_pairwise(first)], _SWAPPED[parse_pairwise(second)], (first, second))
+            for first, second in zip(replies[0::2], replies[1::2])
+        ]
+
+
+JUDGES: dict[str, type[Judge]] = {
+    judge.kind: judge for judge in (RuleJudge, RewardModelJudge, ImplicitRewardJudge, SingleJudge, PairwiseJudge)
+}
+
+
+def make_judge(name: str, spec: ConfigDict, workdir: str) -> Judge:
+    """The judge `spec` describes (`config.judge`), named `name` in the config."""
+    return JUDGES[spec.kind](spec, workdir, name)
