@@ -9,9 +9,10 @@ import pytest
 from alignjax.configs import base_config
 from alignjax.eval import eval_section, judge, run_meta_eval
 from alignjax.eval.judge_prompts import PAIRWISE_STRATEGIES
-from alignjax.eval.judges import PairwiseJudge
+from alignjax.eval.judges import PairwiseJudge, SingleJudge
 from alignjax.eval.labelled import load_labelled
 from alignjax.eval.meta import judge_rows
+from alignjax.eval.prompt_sets import EvalPrompt
 from alignjax.generation import Completion, Generator, generation_config
 
 from conftest import save_toy_chat_model
@@ -82,21 +83,21 @@ def test_every_strategy_judges_llmbar_through_the_server_in_both_orders(tmp_path
 
 
 class _Recorder:
-    """A judge model that answers every chat with a fixed reply and keeps what it was asked."""
+    """A judge model that answers the given replies in turn (cycling) and keeps what it was asked."""
 
-    kind, model = "fixed", "always"
+    kind, model = "fixed", "replies"
 
-    def __init__(self, reply: str):
-        self.reply, self.asked = reply, []
+    def __init__(self, *replies: str):
+        self.replies, self.asked = replies, []
 
     def complete(self, requests, on_result=None):
         completions = []
         for i, request in enumerate(requests):
+            reply = self.replies[len(self.asked) % len(self.replies)]
             self.asked.append(request.messages)
-            completion = Completion((self.reply,), ("stop",), 1, 1)
-            completions.append(completion)
+            completions.append(Completion((reply,), ("stop",), 1, 1))
             if on_result is not None:
-                on_result(i, completion)
+                on_result(i, completions[-1])
         return completions
 
     def stats(self):
@@ -107,11 +108,8 @@ class _Recorder:
 
 
 def _judge_answering(reply: str, strategy: str = "vanilla") -> tuple[PairwiseJudge, _Recorder]:
-    pairwise = PairwiseJudge.__new__(PairwiseJudge)
-    pairwise.spec = judge("pairwise", strategy=strategy)
     recorder = _Recorder(reply)
-    pairwise.generator = Generator(recorder)
-    return pairwise, recorder
+    return PairwiseJudge(judge("pairwise", strategy=strategy), "", "fixed", Generator(recorder)), recorder
 
 
 def test_swapping_the_outputs_swaps_what_the_judge_sees(short_pairs):
@@ -150,3 +148,17 @@ def test_replies_that_cannot_be_read_are_counted_not_guessed(short_pairs):
     rows = judge_rows(pairs, verdicts)
     assert rows["unparsable_rate"].mean() == 1 and rows["accuracy"].mean() == 0
     assert all(v.outcome is None for v in verdicts)
+
+
+def test_single_grading_reads_each_rating_and_shows_the_reference_only_when_asked():
+    prompts = [EvalPrompt("reverse: abc", [{"role": "user", "content": "reverse: abc"}], "cba", "row 1")]
+    for reference, ratings in ((False, ("Rating: [[8]]", "I would say [[3]]")), (True, ("[[9]]", "no idea"))):
+        recorder = _Recorder(*ratings)
+        single = SingleJudge(judge("single", reference=reference), "", "fixed", Generator(recorder))
+        verdict = single.compare(prompts, ["cba"], ["abc"])[0]
+        assert ("A reference answer" in recorder.asked[0][-1]["content"]) == reference
+        if reference:
+            assert verdict.first is None and verdict.outcome is None  # "no idea" has no rating: not guessed
+        else:
+            assert (verdict.first, verdict.second, verdict.outcome) == ("x", "x", 1.0)
+            assert verdict.evidence == (8.0, 3.0)

@@ -121,9 +121,12 @@ class ImplicitRewardJudge(_Memo):
 
 
 class _LLMJudge(Judge):
-    def __init__(self, spec: ConfigDict, workdir: str, name: str):
+    """A judge that asks a model through the generation client (`spec.generation`), or through `generator`."""
+
+    def __init__(self, spec: ConfigDict, workdir: str, name: str, generator: Generator | None = None):
         self.spec = spec
-        self.generator: Generator = make_generator(spec.generation, workdir, field=f"eval.judges.{name}.generation")
+        field = f"eval.judges.{name}.generation"
+        self.generator = generator if generator is not None else make_generator(spec.generation, workdir, field=field)
 
     def ask(self, chats: list[list[dict[str, str]]], **fields) -> list[str]:
         return [c.text for c in self.generator.complete([self.generator.request(m, **fields) for m in chats])]
@@ -137,8 +140,8 @@ class SingleJudge(_LLMJudge, _Memo):
 
     kind = "single"
 
-    def __init__(self, spec: ConfigDict, workdir: str, name: str):
-        _LLMJudge.__init__(self, spec, workdir, name)
+    def __init__(self, spec: ConfigDict, workdir: str, name: str, generator: Generator | None = None):
+        _LLMJudge.__init__(self, spec, workdir, name, generator)
         _Memo.__init__(self, self._rate)
 
     def _rate(self, prompts: list[EvalPrompt], answers: list[str]) -> np.ndarray:
