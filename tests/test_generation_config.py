@@ -5,6 +5,7 @@ import pytest
 from alignjax.config_errors import ConfigError
 from alignjax.generation import OpenAIBackend, generation_config, make_generator
 from alignjax.generation.config import CACHE_FILE
+from alignjax.generation.local import model_fingerprint
 
 from conftest import save_toy_chat_model
 
@@ -80,6 +81,14 @@ def test_a_local_model_directory_builds_a_local_generator(tmp_path):
     save_toy_chat_model(tmp_path / "toy", max_positions=64)
     section = generation_config(model=str(tmp_path / "toy"), max_tokens=7, temperature=0.5, seed=3)
     with make_generator(section, str(tmp_path)) as generator:
-        assert generator.name == f"local:{tmp_path / 'toy'}"
+        assert generator.name == f"local:{tmp_path / 'toy'}@{model_fingerprint(str(tmp_path / 'toy'))}"
         request = generator.request([{"role": "user", "content": "hi"}], seed=4)
         assert (request.max_tokens, request.temperature, request.seed) == (7, 0.5, 4)
+
+
+def test_a_model_saved_again_into_its_directory_is_a_new_model_to_the_cache(tmp_path):
+    save_toy_chat_model(tmp_path / "toy", max_positions=64)
+    before = model_fingerprint(str(tmp_path / "toy"))
+    assert model_fingerprint(str(tmp_path / "toy")) == before
+    save_toy_chat_model(tmp_path / "toy", max_positions=64, seed=1)  # a retrained stage's export, same path
+    assert model_fingerprint(str(tmp_path / "toy")) != before

@@ -150,8 +150,7 @@ def evaluation(smoke: bool = False) -> ConfigDict:
     dpo = reward.previous_stage
     config = evaluation_config("eval", reward, prompts=prompt_set("builtin", "toy_preferences", "test"), baseline="sft")
     sft_model = dpo.model.get_ref("path")
-    # no generation cache: a stage's model is new whenever it is retrained, under the same directory name
-    answers = dict(max_tokens=12, temperature=0.0, max_slots=64, cache="none")
+    answers = dict(max_tokens=12, temperature=0.0, max_slots=64)
     config.eval.systems.sft = system(generation_config(model=sft_model, **answers))
     config.eval.systems.dpo = system(generation_config(model=dpo.train.get_ref("workdir") + "/hf", **answers))
     config.eval.systems.sft_2shot = system(

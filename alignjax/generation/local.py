@@ -8,6 +8,8 @@ once: its slots stay full, and each answer is reported as soon as its samples en
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Sequence
 
 import transformers
@@ -27,7 +29,7 @@ class LocalBackend:
 
     Args:
       engine: the engine over the model and its tokenizer.
-      model: the model's name in the cache key (its directory).
+      model: the model's name in the cache key (its directory and the fingerprint of its files).
       stop_tokens: token ids that end an answer.
     """
 
@@ -41,11 +43,13 @@ class LocalBackend:
 
     @classmethod
     def load(cls, model_dir: str, max_slots: int = 32, dtype: str = "float32") -> LocalBackend:
-        """The model and tokenizer of `model_dir` (a Hugging Face directory) behind an engine of `max_slots`."""
+        """The model and tokenizer of `model_dir` (a Hugging Face directory) behind an engine of `max_slots`; its
+        name in the cache key is the directory and a fingerprint of its files (`model_fingerprint`)."""
         model = from_pretrained(model_dir, dtype=dtype)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         engine = engine_lib.Engine(model, tokenizer, max_slots=max_slots)
-        return cls(engine, model_dir, answer_stop_tokens(model_dir, tokenizer))
+        name = f"{model_dir}@{model_fingerprint(model_dir)}"
+        return cls(engine, name, answer_stop_tokens(model_dir, tokenizer))
 
     def complete(self, requests: Sequence[ChatRequest], on_result: OnResult | None = None) -> list[Completion]:
         """Answers every request in one engine run; see `Backend.complete`."""
@@ -93,6 +97,18 @@ class LocalBackend:
 
     def close(self) -> None:
         """Nothing to release: the model's memory goes with the backend."""
+
+
+def model_fingerprint(model_dir: str) -> str:
+    """12 hex digits that change when the directory's files do (names, sizes, modification times): a model
+    retrained into the same directory (a rerun stage's export) is a new model to the cache, whose answers to the
+    old one are not reused."""
+    entries = sorted(
+        (name, stat.st_size, stat.st_mtime_ns)
+        for name in os.listdir(model_dir)
+        if os.path.isfile(os.path.join(model_dir, name)) and (stat := os.stat(os.path.join(model_dir, name)))
+    )
+    return hashlib.sha256(repr(entries).encode()).hexdigest()[:12]
 
 
 def _completion(request: engine_lib.Request) -> Completion:
