@@ -47,6 +47,29 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 
 
+# `pytest -n 2 --dist loadfile` runs each file on one worker and, by default, hands the files out by their number
+# of tests, most first: a file of a few minute-long tests (command-line runs, servers) started late and left the
+# other worker idle for minutes at the end. These files, slowest first as measured on a 2-core machine, are handed
+# out first instead, the rest after them in their usual order; each worker takes the next file when it is nearly
+# done with its own. Only the order changes, never which tests run. Keep the list roughly up to date.
+SLOWEST_FILES = (
+    "test_train_loop.py", "test_train_cli.py", "test_rl_loop.py", "test_sampling.py", "test_eval_judges.py",
+    "test_train_preference.py", "test_engine.py", "test_shared_prompt.py", "test_serve_errors.py",
+    "test_serve_api.py", "test_generation_resume.py", "test_generation_openai.py", "test_train_step.py",
+    "test_mesh.py", "test_serve_load.py",
+)
+
+
+def pytest_configure(config):
+    if getattr(config.option, "dist", "no") == "loadfile":
+        config.option.loadscopereorder = False  # xdist's order by test count; the collection's order instead
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(SLOWEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order
+
+
 @pytest.fixture(scope="session")
 def stories260k_dir(tmp_path_factory):
     """The real stories260K llama2.c model converted to a Hugging Face directory, once per test session."""

@@ -4,11 +4,12 @@ does; stop strings end a sample at text level; the text is released only when no
 import jax
 import numpy as np
 import pytest
+from flax import nnx
 
 from alignjax import sharding
 from alignjax.data import load_builtin_tokenizer
 from alignjax.data.tokenization import encode_chat_prompt
-from alignjax.models import ModelConfig, init_model
+from alignjax.models import ModelConfig, init_model, state_shardings
 from alignjax.sampling import GREEDY, SamplingConfig, generate
 from alignjax.sampling import slots as slot_programs
 from alignjax.sampling.engine import Engine, Request
@@ -102,7 +103,10 @@ def test_bad_requests_name_their_field(toy):
 def test_eight_devices_answer_as_one(toy):
     model, tokenizer = toy
     mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
-    sharded = init_model(model.config, seed=3, mesh=mesh)
+    # The same params, placed on the mesh as the rules say: drawing them again on it would compile another init
+    # program (seconds on CPU) for what test_mesh.py checks, that `init_model` on a mesh draws the same values.
+    graphdef, params = nnx.split(model)
+    sharded = nnx.merge(graphdef, jax.device_put(params, state_shardings(params, mesh)))
     prompts = [_prompt(tokenizer, t) for t in ("hello there", "abc", "q")]
 
     def answers(model, mesh):

@@ -15,7 +15,7 @@ from alignjax import losses, sharding
 from alignjax.config_errors import ConfigError
 from alignjax.configs import base_config, toy
 from alignjax.data.batching import trim_to_bucket
-from alignjax.models import ModelConfig, init_model
+from alignjax.models import ModelConfig, init_model, state_shardings
 from alignjax.run import run
 from alignjax.train.forward import forward_loss, reference_logps
 from alignjax.train.trainee import Trainee
@@ -115,12 +115,27 @@ def test_kl_per_token_is_zero_against_itself_and_positive_otherwise():
     assert float(forward(params, batch, other).metrics["kl_per_token"]) > 1e-3
 
 
+@functools.cache
+def _drawn_params(seed):
+    """MODEL's initial params, drawn once per seed and kept on the host: each draw compiles its own init program
+    (seconds on CPU), and test_mesh.py checks that `init_model` on a mesh draws these same values."""
+    graphdef, params = _params(seed)
+    return graphdef, jax.device_get(params)
+
+
+def _model_on(mesh, seed):
+    """MODEL initialised with `seed`, its params placed on `mesh` as the sharding rules say, in fresh buffers (the
+    train state takes over, and donates, its params' buffers)."""
+    graphdef, params = _drawn_params(seed)
+    return nnx.merge(graphdef, jax.device_put(params, state_shardings(params, mesh)))
+
+
 def _run_dpo(mesh_shape, steps=2, grad_accum=1):
     mesh = sharding.make_mesh(*mesh_shape, devices=jax.devices()[: int(np.prod(mesh_shape))])
-    _, ref_params = nnx.split(init_model(MODEL, seed=1, mesh=mesh))
+    _, ref_params = nnx.split(_model_on(mesh, seed=1))
     config = base_config()
     config.optim.warmup_steps = 0
-    trainee = Trainee.create(init_model(MODEL, seed=0, mesh=mesh), config.optim, 100, 0, mesh)
+    trainee = Trainee.create(_model_on(mesh, seed=0), config.optim, 100, 0, mesh)
     state = trainee.state
     step_fn = step_module.jit_train_step(
         trainee.graphdef, losses.objective("dpo"), losses.bind(losses.loss_config("dpo", beta=0.5)), trainee.optimizer,
