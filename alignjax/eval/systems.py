@@ -40,7 +40,7 @@ def answer_prompts(name: str, spec: ConfigDict, prompts: list[EvalPrompt], workd
     if spec.answers:
         answers = read_answers(spec.answers, prompts)
     else:
-        pool = load_demonstrations(spec.pool) if spec.prompting == "few_shot" else []
+        pool = Pool(load_demonstrations(spec.pool)) if spec.prompting == "few_shot" else None
         requests = [_messages(spec, prompt, i, pool) for i, prompt in enumerate(prompts)]
         with make_generator(spec.generation, workdir, field=f"eval.systems.{name}.generation") as generator:
             replies = [c.text for c in generator.complete([generator.request(m) for m in requests])]
@@ -49,14 +49,29 @@ def answer_prompts(name: str, spec: ConfigDict, prompts: list[EvalPrompt], workd
     return answers
 
 
-def _messages(spec: ConfigDict, prompt: EvalPrompt, index: int, pool: list) -> list[dict[str, str]]:
+class Pool:
+    """The few-shot demonstrations (conversations), indexed by their prompt to leave a prompt's own answer out."""
+
+    def __init__(self, demonstrations: list[list[dict[str, str]]]):
+        self.demonstrations = demonstrations
+        self.by_prompt: dict[str, list[int]] = {}
+        for j, demonstration in enumerate(demonstrations):
+            self.by_prompt.setdefault(prompt_key(demonstration[:-1]), []).append(j)
+
+    def draw(self, prompt: EvalPrompt, shots: int, seed: int, index: int) -> list[dict[str, str]]:
+        """`shots` demonstrations for the `index`-th prompt, drawn by (seed, index), never the prompt's own."""
+        own = set(self.by_prompt.get(prompt.key, ()))
+        if len(self.demonstrations) - len(own) < shots:
+            raise DataError(f"few-shot pool: {len(self.demonstrations) - len(own)} demonstrations, fewer than {shots}")
+        rng = np.random.default_rng([seed, index])
+        drawn = rng.choice(len(self.demonstrations), size=shots + len(own), replace=False)
+        return [m for j in [j for j in drawn if j not in own][:shots] for m in self.demonstrations[j]]
+
+
+def _messages(spec: ConfigDict, prompt: EvalPrompt, index: int, pool: Pool | None) -> list[dict[str, str]]:
     """The chat the system is asked for `prompt` (the `index`-th) under its prompting."""
     if spec.prompting == "few_shot":
-        pool = [d for d in pool if prompt_key(d[:-1]) != prompt.key]  # never the prompt's own answer
-        if len(pool) < spec.shots:
-            raise DataError(f"{spec.pool.path}: {len(pool)} demonstrations, fewer than shots={spec.shots}")
-        chosen = np.random.default_rng([spec.seed, index]).choice(len(pool), size=spec.shots, replace=False)
-        return [m for j in chosen for m in pool[j]] + prompt.messages
+        return pool.draw(prompt, spec.shots, spec.seed, index) + prompt.messages
     if spec.prompting == "cot":
         last = prompt.messages[-1]
         return prompt.messages[:-1] + [
