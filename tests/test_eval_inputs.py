@@ -13,7 +13,7 @@ from alignjax.eval import check_eval_section, judge, prompt_set, system
 from alignjax.eval.judges import make_judge
 from alignjax.eval.labelled import load_labelled
 from alignjax.eval.prompt_sets import load_prompts
-from alignjax.eval.systems import _messages, final_answer, read_answers, write_answers
+from alignjax.eval.systems import Pool, _messages, final_answer, read_answers, write_answers
 from alignjax.generation import GenerationError, generation_config
 
 from conftest import write_jsonl
@@ -26,7 +26,7 @@ def test_llmbar_rows_with_a_missing_field_or_an_unknown_label_are_named(tmp_path
     good = {"input": "Say hi.", "output_1": "hi", "output_2": "Hello there, friend!", "label": 1}
     path = tmp_path / "pairs.json"
     path.write_text(json.dumps([good, {**good, "label": 2}]))
-    pairs = load_labelled(str(path))
+    pairs, _ = load_labelled(str(path))
     assert [p.label for p in pairs] == [1, 2] and pairs[0].prompt.instruction == "Say hi."
     path.write_text(json.dumps([good, {k: v for k, v in good.items() if k != "output_2"}]))
     with pytest.raises(DataError, match=r"pairs\.json row 2: field 'output_2' is missing"):
@@ -34,14 +34,16 @@ def test_llmbar_rows_with_a_missing_field_or_an_unknown_label_are_named(tmp_path
     path.write_text(json.dumps([good, good, {**good, "label": 3}]))
     with pytest.raises(DataError, match=r"pairs\.json row 3: field 'label' is 3; expected 1 .* or 2"):
         load_labelled(str(path))
-    jsonl = write_jsonl(tmp_path / "pairs.jsonl", [good, {**good, "label": "b"}])
+    jsonl = write_jsonl(tmp_path / "pairs.jsonl", [good, {**good, "label": "b"}, good])
     with pytest.raises(DataError, match=r"pairs\.jsonl line 2: field 'label' is 'b'"):
         load_labelled(jsonl)
+    pairs, skipped = load_labelled(jsonl, skip_bad=True)  # eval.on_bad_row="skip": counted, not fatal
+    assert len(pairs) == 2 and len(skipped) == 1 and skipped[0].startswith(f"{jsonl} line 2: field 'label'")
 
 
 @pytest.mark.skipif(not os.path.exists(HH), reason="../shared/data is absent")
 def test_hh_pairs_read_as_chosen_over_rejected_with_the_dialogue_as_prompt():
-    pairs = load_labelled(HH, "pairs", max_pairs=5)
+    pairs, _ = load_labelled(HH, "pairs", max_pairs=5)
     assert len(pairs) == 5 and all(p.label == 1 for p in pairs)
     assert pairs[0].prompt.messages[0]["role"] == "user" and pairs[0].prompt.messages[-1]["role"] == "user"
     assert "Human:" not in pairs[0].output_1 and pairs[0].output_1 != pairs[0].output_2
@@ -76,10 +78,13 @@ def test_a_prompt_row_without_a_prompt_is_named(tmp_path):
 
 def test_few_shot_demonstrations_are_deterministic_by_seed_and_never_the_prompt_itself(tmp_path):
     prompts = _prompts(tmp_path, [{"prompt": "reverse: abc"}, {"prompt": "upper: xy"}])
-    pool = [
-        [{"role": "user", "content": f"sort: {w}"}, {"role": "assistant", "content": "".join(sorted(w))}]
-        for w in ("dcb", "zyx", "qpo", "nml")
-    ] + [[{"role": "user", "content": "reverse: abc"}, {"role": "assistant", "content": "cba"}]]
+    pool = Pool(
+        [
+            [{"role": "user", "content": f"sort: {w}"}, {"role": "assistant", "content": "".join(sorted(w))}]
+            for w in ("dcb", "zyx", "qpo", "nml")
+        ]
+        + [[{"role": "user", "content": "reverse: abc"}, {"role": "assistant", "content": "cba"}]]
+    )
     spec = system(prompting="few_shot", shots=2, pool=prompt_set("json", "pool.jsonl"))
     chats = [_messages(spec, p, i, pool) for i, p in enumerate(prompts)]
     assert [_messages(spec, p, i, pool) for i, p in enumerate(prompts)] == chats  # the same on a rerun
@@ -87,7 +92,7 @@ def test_few_shot_demonstrations_are_deterministic_by_seed_and_never_the_prompt_
     assert {"role": "user", "content": "reverse: abc"} not in chats[0][:-1]
     spec.seed = 1
     assert [_messages(spec, p, i, pool) for i, p in enumerate(prompts)] != chats
-    cot = _messages(system(prompting="cot"), prompts[0], 0, [])
+    cot = _messages(system(prompting="cot"), prompts[0], 0, None)
     assert cot[-1]["content"].startswith("reverse: abc\n\nThink step by step")
     assert final_answer("abc reversed is...\nAnswer: cba\n") == "cba" and final_answer("cba") == "cba"
 

@@ -113,7 +113,7 @@ def _judge_answering(reply: str, strategy: str = "vanilla") -> tuple[PairwiseJud
 
 
 def test_swapping_the_outputs_swaps_what_the_judge_sees(short_pairs):
-    pairs = load_labelled(short_pairs)
+    pairs, _ = load_labelled(short_pairs)
     pairwise, recorder = _judge_answering("Output (a)")
     pairwise.compare([p.prompt for p in pairs], [p.output_1 for p in pairs], [p.output_2 for p in pairs])
     for pair, first, second in zip(pairs, recorder.asked[0::2], recorder.asked[1::2]):
@@ -132,7 +132,7 @@ def _shown(chat) -> tuple[str, str]:
 
 
 def test_a_judge_that_always_answers_a_agrees_with_itself_never_and_is_right_half_the_time():
-    pairs = load_labelled(LLMBAR)
+    pairs, _ = load_labelled(LLMBAR)
     pairwise, _ = _judge_answering("Output (a)")
     verdicts = pairwise.compare([p.prompt for p in pairs], [p.output_1 for p in pairs], [p.output_2 for p in pairs])
     rows = judge_rows(pairs, verdicts)
@@ -142,7 +142,7 @@ def test_a_judge_that_always_answers_a_agrees_with_itself_never_and_is_right_hal
 
 
 def test_replies_that_cannot_be_read_are_counted_not_guessed(short_pairs):
-    pairs = load_labelled(short_pairs)
+    pairs, _ = load_labelled(short_pairs)
     pairwise, _ = _judge_answering("Both outputs have merits; it depends on the reader.")
     verdicts = pairwise.compare([p.prompt for p in pairs], [p.output_1 for p in pairs], [p.output_2 for p in pairs])
     rows = judge_rows(pairs, verdicts)

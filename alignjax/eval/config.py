@@ -134,6 +134,7 @@ def eval_section(
             labelled=labelled,
             labelled_format=labelled_format,
             max_pairs=0,  # meta-evaluation: > 0 keeps the first pairs
+            on_bad_row="error",  # meta-evaluation: error (name the first bad row) | skip (count them in the report)
             resamples=2000,  # bootstrap resamples of every interval
             confidence=0.95,
             seed=0,  # the bootstrap's seed
@@ -171,6 +172,10 @@ def check_eval_section(section: ConfigDict, meta: bool) -> None:
         require(
             section.labelled_format in LABELLED_FORMATS,
             f"eval.labelled_format: {section.labelled_format!r} is not one of {', '.join(LABELLED_FORMATS)}",
+        )
+        require(
+            section.on_bad_row in ("error", "skip"),
+            f"eval.on_bad_row: {section.on_bad_row!r} is not one of error, skip",
         )
         return
     require(len(section.systems) >= 2, f"eval.systems: {len(section.systems)} given; a comparison needs two or more")

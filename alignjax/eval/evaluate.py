@@ -176,12 +176,17 @@ def run_meta_eval(config: ConfigDict) -> dict[str, float]:
     """Asks each judge of `config.eval` about the labelled pairs; writes the report; returns each judge's
     accuracy and positional agreement over all pairs."""
     section, workdir = config.eval, config.train.workdir
-    pairs = load_labelled(section.labelled, section.labelled_format, section.max_pairs)
+    skip_bad = section.on_bad_row == "skip"
+    pairs, skipped = load_labelled(section.labelled, section.labelled_format, section.max_pairs, skip_bad)
     tqdm.write(f"meta_eval: {len(pairs)} labelled pairs from {section.labelled}, {len(section.judges)} judges")
+    for error in skipped[:3]:
+        tqdm.write(f"  skipped {error}")
+    if len(skipped) > 3:
+        tqdm.write(f"  ... {len(skipped)} bad rows skipped in all")
     interval = _interval(section)
     results = {
         "kind": "meta_eval",
-        "labelled": {"path": section.labelled, "count": len(pairs)},
+        "labelled": {"path": section.labelled, "count": len(pairs), "skipped": skipped},
         "length": summarize(pairs, length_rows(pairs), **interval),
         "judges": {},
     }

@@ -36,28 +36,42 @@ def source_of(path: str) -> str:
     return "parquet" if path.endswith(".parquet") else "json"
 
 
-def load_labelled(path: str, fmt: str = "auto", max_pairs: int = 0) -> list[LabelledPair]:
-    """The labelled pairs in `path` (JSON, JSON Lines or Parquet), the first `max_pairs` when > 0.
+def load_labelled(
+    path: str, fmt: str = "auto", max_pairs: int = 0, skip_bad: bool = False
+) -> tuple[list[LabelledPair], list[str]]:
+    """The labelled pairs in `path` (JSON, JSON Lines or Parquet), the first `max_pairs` when > 0, and the errors
+    of the rows skipped (`skip_bad`; real data sets have a few, e.g. HH-RLHF's pairs with an empty answer).
 
     Raises:
       DataError: naming the file, row and field of a row with a missing field, a wrong type or a label that is
-        neither 1 nor 2.
+        neither 1 nor 2 (unless `skip_bad`), or a file without a good pair.
     """
     default_split = os.path.basename(path).split(".")[0]
-    pairs = []
+    pairs, skipped = [], []
     for row in read_rows(source_of(path), path, "train"):
         if max_pairs and len(pairs) >= max_pairs:
             break
-        value = row.value
-        if not isinstance(value, dict):
-            raise DataError(f"{row.where}: expected an object, got {type_name(value)}")
-        kind = fmt if fmt != "auto" else ("llmbar" if "output_1" in value or "input" in value else "pairs")
-        pair = _llmbar(value, row.where) if kind == "llmbar" else _pairs(value, row.where)
-        split = value.get("split")
+        try:
+            pair = _pair(row.value, row.where, fmt)
+        except DataError as e:
+            if not skip_bad:
+                raise
+            skipped.append(str(e))
+            continue
+        split = row.value.get("split")
         pairs.append(dataclasses.replace(pair, split=str(split) if split is not None else default_split))
     if not pairs:
-        raise DataError(f"{path}: no labelled pairs")
-    return pairs
+        raise DataError(f"{path}: no labelled pairs" + (f" ({len(skipped)} bad rows skipped)" if skipped else ""))
+    return pairs, skipped
+
+
+def _pair(value, where: str, fmt: str) -> LabelledPair:
+    if isinstance(value, DataError):  # a line that is not JSON
+        raise value
+    if not isinstance(value, dict):
+        raise DataError(f"{where}: expected an object, got {type_name(value)}")
+    kind = fmt if fmt != "auto" else ("llmbar" if "output_1" in value or "input" in value else "pairs")
+    return _llmbar(value, where) if kind == "llmbar" else _pairs(value, where)
 
 
 def _llmbar(value: dict, where: str) -> LabelledPair:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import functools
 import logging
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import transformers
 from flax import nnx
+from tqdm import tqdm
 
 from alignjax.data.tokenization import encode_chat, pad_token_id
 from alignjax.eval.prompt_sets import EvalPrompt
@@ -87,14 +89,14 @@ class _Scorer:
         """One value per answer, [N], in input order."""
         tokens, masks, cut = _rows(prompts, answers, self.tokenizer, self.context)
         if cut:
-            log.warning(
-                "%s: %d of %d conversations exceed its context; their first tokens were cut",
-                self.path,
-                cut,
-                len(tokens),
-            )
+            message = "%s: %d of %d conversations exceed %d tokens; their first tokens were cut"
+            log.warning(message, self.path, cut, len(tokens), self.context)
         out = np.zeros(len(tokens), np.float64)
-        for indices, tokens_BL, mask_BL, segment_ids_BL in _batches(tokens, masks, pad_token_id(self.tokenizer)):
+        batches = _batches(tokens, masks, pad_token_id(self.tokenizer))
+        total = -(-len(tokens) // BATCH)
+        for indices, tokens_BL, mask_BL, segment_ids_BL in tqdm(
+            batches, self.path, total, disable=not sys.stderr.isatty()
+        ):
             values_B = self.fn(self.params, tokens_BL, mask_BL, segment_ids_BL, graphdef=self.graphdef)
             out[indices] = np.asarray(jax.device_get(values_B))[: len(indices)]
         return out

@@ -74,7 +74,9 @@ def eval_markdown(results: dict) -> str:
 
 def meta_markdown(results: dict) -> str:
     """The meta-evaluation's table: per judge and split, accuracy, agreement, ties and unparsable replies."""
-    lines = [f"# Meta-evaluation: {results['labelled']['count']} labelled pairs from {results['labelled']['path']}", ""]
+    labelled = results["labelled"]
+    skipped = f" ({len(labelled['skipped'])} bad rows skipped)" if labelled["skipped"] else ""
+    lines = [f"# Meta-evaluation: {labelled['count']} labelled pairs from {labelled['path']}{skipped}", ""]
     lines += ["| judge | strategy | split | accuracy [95% CI] | positional agreement | tie rate | unparsable |"]
     lines += ["|---|---|---|---:|---:|---:|---:|"]
     for name, judged in results["judges"].items():
