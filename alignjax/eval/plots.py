@@ -26,7 +26,7 @@ def win_rates(path: str, results: dict) -> str:
         for system, entry in judged["systems"].items()
         if "win_rate" in entry
     ]
-    figure, axes = plt.subplots(figsize=(7, 0.5 * len(rows) + 1.6))
+    figure, axes = plt.subplots(figsize=(9, 0.5 * len(rows) + 1.6))
     for y, (_, _, entry) in enumerate(rows):
         for key, offset, color, label in (
             ("win_rate", 0.12, "C0", "win rate"),
@@ -51,7 +51,7 @@ def win_rates(path: str, results: dict) -> str:
         f"{results.get('confidence_pct', 95)}% bootstrap interval",
         title="Win rate against the baseline",
     )
-    axes.legend(loc="lower right")
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the axes: never over a point
     return _save(figure, path)
 
 
@@ -90,7 +90,7 @@ def meta_accuracy(path: str, results: dict) -> str:
     """Each judge's accuracy on the labelled pairs (averaged over both orders) and its positional agreement,
     with intervals, beside the accuracy of always picking the longer answer."""
     judges = list(results["judges"].items())
-    figure, axes = plt.subplots(figsize=(7, 0.55 * len(judges) + 2))
+    figure, axes = plt.subplots(figsize=(9, 0.55 * len(judges) + 2))
     for y, (_, judged) in enumerate(judges):
         for key, offset, color, label in (
             ("accuracy", 0.12, "C0", "accuracy"),
@@ -113,5 +113,5 @@ def meta_accuracy(path: str, results: dict) -> str:
     axes.set(
         xlim=(0, 100), xlabel="% of labelled pairs", title=f"Judges on {results['labelled']['count']} labelled pairs"
     )
-    axes.legend(loc="lower right", fontsize=8)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _save(figure, path)
