@@ -46,7 +46,9 @@ def test_mixed_strategies_in_three_slots_equal_generate(toy):
         for p, m, s in zip(prompts, budgets, STRATEGIES)
     ]
     engine = Engine(model, tokenizer, max_slots=3, decode_steps=3)  # 8 samples through 3 slots
+    before = dict(slot_programs.TRACES)  # other engines in this process (an earlier test file's) counted too
     engine.run(requests)
+    traced = {program: slot_programs.TRACES[program] - before[program] for program in before}
     for prompt, budget, strategy, request in zip(prompts, budgets, STRATEGIES, requests):
         out = generate(
             model, [prompt], rng=7, max_new_tokens=budget, config=strategy, num_samples=2, tokenizer=tokenizer
@@ -59,7 +61,7 @@ def test_mixed_strategies_in_three_slots_equal_generate(toy):
             np.testing.assert_allclose(sample.logprobs, logprobs_NT[j, : lengths_N[j]], atol=1e-5)
     stats = engine.stats()
     assert stats["reused_while_decoding"] > 0  # a freed slot took a waiting sample while others decoded
-    assert stats["compilations"] == stats["shapes"]  # ... and compiled once per shape
+    assert traced == stats["shapes"]  # ... and compiled once per shape
 
 
 def test_stop_string_ends_the_sample_before_it(toy):

@@ -123,16 +123,21 @@ def test_a_resumed_run_logs_every_step_once_and_replaces_a_repeated_evaluation(t
 
 
 def test_ctrl_c_saves_and_stops_after_the_step_and_a_second_one_aborts_at_once(tmp_path):
-    with RunScaffold(str(tmp_path), keep_checkpoints=2, echo=False) as scaffold:
-        scaffold.watch_signals()
-        os.kill(os.getpid(), signal.SIGINT)  # the step in flight goes on
-        with pytest.raises(RunStopped, match="Ctrl-C: saved checkpoint at step 7; rerun the same command") as stop:
-            scaffold.checkpoint(7, {"w": jnp.zeros(3)}, {"position": 7}, every=0)
-        assert stop.value.signal_name == "SIGINT"
-        with pytest.raises(KeyboardInterrupt):
-            os.kill(os.getpid(), signal.SIGINT)
-    assert Checkpointer(str(tmp_path / "checkpoints"), keep=2).all_steps() == [7]
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored on exit
+    # Ctrl-C as a terminal delivers it, whatever the pytest worker's own handler (an xdist worker may ignore it)
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with RunScaffold(str(tmp_path), keep_checkpoints=2, echo=False) as scaffold:
+            scaffold.watch_signals()
+            os.kill(os.getpid(), signal.SIGINT)  # the step in flight goes on
+            with pytest.raises(RunStopped, match="Ctrl-C: saved checkpoint at step 7; rerun the same command") as stop:
+                scaffold.checkpoint(7, {"w": jnp.zeros(3)}, {"position": 7}, every=0)
+            assert stop.value.signal_name == "SIGINT"
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert Checkpointer(str(tmp_path / "checkpoints"), keep=2).all_steps() == [7]
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored on exit
+    finally:
+        signal.signal(signal.SIGINT, outer)
 
 
 def test_every_toy_recipe_writes_under_the_users_own_runs_directory(tmp_path, monkeypatch):
