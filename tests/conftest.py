@@ -99,6 +99,18 @@ def save_toy_chat_model(directory, max_positions: int, seed: int = 0, width: int
     return tokenizer
 
 
+def logged_losses(workdir) -> dict[int, float]:
+    """Per-step training loss from a run's metrics.jsonl; a step logged twice (before a crash and after) keeps the
+    last."""
+    losses = {}
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+        for line in f:
+            record = json.loads(line)
+            if "train/loss" in record:
+                losses[record["step"]] = record["train/loss"]
+    return losses
+
+
 def write_jsonl(path, rows) -> str:
     """Writes `rows` as a JSON Lines file at `path` (a pathlib.Path); returns the path as a string."""
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))

@@ -9,7 +9,7 @@ import pytest
 from alignjax.configs import base_config
 from alignjax.eval import eval_section, judge, run_meta_eval
 from alignjax.eval.judge_prompts import PAIRWISE_STRATEGIES
-from alignjax.eval.judges import PairwiseJudge, SingleJudge
+from alignjax.eval.judges import PairwiseJudge, single_judge
 from alignjax.eval.labelled import load_labelled
 from alignjax.eval.meta import judge_rows
 from alignjax.eval.prompt_sets import EvalPrompt
@@ -88,7 +88,7 @@ class _Recorder:
     kind, model = "fixed", "replies"
 
     def __init__(self, *replies: str):
-        self.replies, self.asked = replies, []
+        self.replies, self.asked, self.closed = replies, [], False
 
     def complete(self, requests, on_result=None):
         completions = []
@@ -104,7 +104,7 @@ class _Recorder:
         return {"calls": len(self.asked)}
 
     def close(self):
-        pass
+        self.closed = True
 
 
 def _judge_answering(reply: str, strategy: str = "vanilla") -> tuple[PairwiseJudge, _Recorder]:
@@ -154,7 +154,7 @@ def test_single_grading_reads_each_rating_and_shows_the_reference_only_when_aske
     prompts = [EvalPrompt("reverse: abc", [{"role": "user", "content": "reverse: abc"}], "cba", "row 1")]
     for reference, ratings in ((False, ("Rating: [[8]]", "I would say [[3]]")), (True, ("[[9]]", "no idea"))):
         recorder = _Recorder(*ratings)
-        single = SingleJudge(judge("single", reference=reference), "", "fixed", Generator(recorder))
+        single = single_judge(judge("single", reference=reference), "", "fixed", Generator(recorder))
         verdict = single.compare(prompts, ["cba"], ["abc"])[0]
         assert ("A reference answer" in recorder.asked[0][-1]["content"]) == reference
         if reference:
@@ -162,3 +162,5 @@ def test_single_grading_reads_each_rating_and_shows_the_reference_only_when_aske
         else:
             assert (verdict.first, verdict.second, verdict.outcome) == ("x", "x", 1.0)
             assert verdict.evidence == (8.0, 3.0)
+        single.close()
+        assert recorder.closed  # the judge releases its model's client

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, logged_losses
 
 TOY = os.path.join(REPO_ROOT, "experiments", "sft_toy.py")
 
@@ -59,23 +59,12 @@ class _Cli:
 
     def losses(self):
         self.output()
-        return _losses(self.workdir)
+        return logged_losses(self.workdir)
 
     def stop(self):
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-
-
-def _losses(workdir):
-    """Per-step training loss from metrics.jsonl; a step logged twice (before a crash and after) keeps the last."""
-    losses = {}
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            record = json.loads(line)
-            if "train/loss" in record:
-                losses[record["step"]] = record["train/loss"]
-    return losses
 
 
 
@@ -123,7 +112,7 @@ def test_two_processes_reproduce_one(tmp_path, one_device_run):
     finally:
         for p in processes:
             p.stop()
-    single, multi = one_device_run.losses(), _losses(tmp_path / "multi")
+    single, multi = one_device_run.losses(), logged_losses(tmp_path / "multi")
     assert sorted(multi) == list(range(1, 21))
     assert max(abs(single[s] - multi[s]) for s in single) < 1e-5
     assert 20 in [int(d) for d in os.listdir(tmp_path / "multi" / "checkpoints") if d.isdigit()]
@@ -202,7 +191,7 @@ def test_kill_minus_nine_or_ctrl_c_then_the_same_command_matches_an_uninterrupte
     assert "Traceback" not in stopped and f"{tmp_path}/interrupted/checkpoints step {saved}" in resumed["interrupted"]
     for name in ("killed", "interrupted"):
         assert _logged_once(tmp_path / name), name
-        losses = _losses(tmp_path / name)
+        losses = logged_losses(tmp_path / name)
         assert sorted(losses) == sorted(straight_losses) == list(range(1, steps + 1))
         assert max(abs(straight_losses[s] - losses[s]) for s in straight_losses) < 1e-6, name
 

@@ -17,7 +17,7 @@ from alignjax.preflight import check_stages
 from alignjax.run import run, stages
 from alignjax.train.config_checks import check_config
 
-from conftest import REPO_ROOT
+from conftest import REPO_ROOT, logged_losses
 
 TOY = os.path.join(REPO_ROOT, "experiments", "sft_toy.py")
 
@@ -37,17 +37,6 @@ def _experiment_variants():
 
 
 EXPERIMENT_VARIANTS = list(_experiment_variants())
-
-
-def _losses(workdir):
-    """Per-step training loss from metrics.jsonl; a step logged twice (before a crash and after) keeps the last."""
-    losses = {}
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-        for line in f:
-            record = json.loads(line)
-            if "train/loss" in record:
-                losses[record["step"]] = record["train/loss"]
-    return losses
 
 
 # The variants trained end to end: one per code path (reference or none, pairs, ranked lists, unpaired answers,
@@ -84,7 +73,7 @@ def test_every_experiment_variant_is_valid_and_one_per_code_path_trains(path, me
     if config.kind in ("eval", "meta_eval"):  # a report of what the judges said
         assert final and os.path.exists(tmp_path / "report.json") and os.path.exists(tmp_path / "report.md")
         return
-    assert _losses(str(tmp_path))
+    assert logged_losses(str(tmp_path))
     assert os.path.exists(tmp_path / "hf" / "config.json")
 
 
@@ -186,7 +175,7 @@ def test_fine_tunes_a_hf_directory_on_a_jsonl_file_without_held_out_data(tmp_pat
     config.data.update(source="json", path=str(tmp_path / "train.jsonl"), eval_fraction=0.0, max_examples=0)
     config.train.update(workdir=str(tmp_path / "run"), eval_every=1)
     assert loop_module.train(config) == {}
-    assert sorted(_losses(str(tmp_path / "run"))) == [1, 2]
+    assert sorted(logged_losses(str(tmp_path / "run"))) == [1, 2]
     assert os.path.exists(tmp_path / "run" / "hf" / "tokenizer.json")
 
 
@@ -206,4 +195,4 @@ def test_fine_tunes_a_real_base_model_on_plain_prompt_completion_rows(tmp_path, 
     config.train.update(steps=2, log_every=1, eval_every=0, checkpoint_every=0, answers_to_print=1, rule_prompts=0)
     config.train.update(workdir=str(tmp_path / "run"), export_hf=False)
     final = loop_module.train(config)
-    assert sorted(_losses(str(tmp_path / "run"))) == [1, 2] and set(final) >= {"loss", "exact_match"}
+    assert sorted(logged_losses(str(tmp_path / "run"))) == [1, 2] and set(final) >= {"loss", "exact_match"}

@@ -20,11 +20,12 @@ from ml_collections import ConfigDict
 
 from alignjax.config_errors import require
 from alignjax.eval.judge_prompts import PAIRWISE_STRATEGIES
+from alignjax.eval.judges import JUDGES
 from alignjax.generation import check_generation_config, generation_config
 from alignjax.rl.rewards import reward_function_names
 
 PROMPTINGS = ("zero_shot", "few_shot", "cot")
-JUDGE_KINDS = ("rule", "reward_model", "implicit_reward", "pairwise", "single")
+JUDGE_KINDS = tuple(JUDGES)
 LLM_JUDGES = ("pairwise", "single")
 LABELLED_FORMATS = ("auto", "llmbar", "pairs")
 COT_INSTRUCTION = "Think step by step. Then write the final answer on its own line, starting with 'Answer:'."

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from alignjax.eval import judge_prompts, report, stats
 from alignjax.eval.judges import Judge, PairVerdict, make_judge
 from alignjax.eval.labelled import load_labelled
-from alignjax.eval.meta import length_rows, meta_evaluate, summarize
+from alignjax.eval.meta import length_rows, meta_evaluate, score_length_correlation, summarize
 from alignjax.eval.prompt_sets import EvalPrompt, load_prompts
 from alignjax.eval.systems import answer_prompts
 
@@ -75,11 +75,10 @@ def _judge_systems(judge: Judge, name: str, section, prompts, answers, lengths, 
         result["scores"], result["score_length_spearman"] = {}, {}
         for system, xs in answers.items():
             scores = scores_by_system[system] = judge.scores(prompts, xs)
-            parsed = ~np.isnan(scores)
-            result["scores"][system] = stats.mean_ci(scores[parsed], **interval).as_dict()
-            if parsed.sum() >= 3 and np.ptp(scores[parsed]) > 0 and np.ptp(lengths[system][parsed]) > 0:
-                rho = stats.spearman(scores[parsed], lengths[system][parsed], **interval)
-                result["score_length_spearman"][system] = rho.as_dict()
+            result["scores"][system] = stats.mean_ci(scores[~np.isnan(scores)], **interval).as_dict()
+            rho = score_length_correlation(scores, lengths[system], **interval)
+            if rho is not None:
+                result["score_length_spearman"][system] = rho
     if len(answers) >= 3 and comparisons:
         ranking = stats.bradley_terry(
             comparisons, systems=[baseline] + [s for s in answers if s != baseline], **interval
@@ -160,16 +159,17 @@ def _agreement(outcomes: dict[str, dict[str, np.ndarray]], interval: dict) -> di
 
 def _appendix(section: ConfigDict) -> dict[str, str]:
     """The prompts the LLM judges were sent, with placeholders."""
-    texts = judge_prompts.appendix()
-    wanted = {
-        f"pairwise/{spec.strategy}" if spec.kind == "pairwise" else "single/reference" if spec.reference else "single"
-        for spec in section.judges.values()
-        if spec.kind in ("pairwise", "single")
-    }
+    names = set()
     for spec in section.judges.values():
         if spec.kind == "pairwise":
-            wanted |= {f"auxiliary/{a}" for a in judge_prompts.AUXILIARIES[spec.strategy]}
-    return {name: texts[name] for name in sorted(wanted)}
+            names |= {
+                f"pairwise/{spec.strategy}",
+                *(f"auxiliary/{a}" for a in judge_prompts.AUXILIARIES[spec.strategy]),
+            }
+        elif spec.kind == "single":
+            names.add("single/reference" if spec.reference else "single")
+    texts = judge_prompts.appendix()
+    return {name: texts[name] for name in sorted(names)}
 
 
 def run_meta_eval(config: ConfigDict) -> dict[str, float]:
@@ -190,14 +190,13 @@ def run_meta_eval(config: ConfigDict) -> dict[str, float]:
         "length": summarize(pairs, length_rows(pairs), **interval),
         "judges": {},
     }
+    prompts, xs, ys = [p.prompt for p in pairs], [p.output_1 for p in pairs], [p.output_2 for p in pairs]
     for name, spec in section.judges.items():
         judge = make_judge(name, spec, workdir)
         try:
             summary, verdicts = meta_evaluate(judge, pairs, **interval)
         finally:
             judge.close()
-        prompts = [p.prompt for p in pairs]
-        xs, ys = [p.output_1 for p in pairs], [p.output_2 for p in pairs]
         save_verdicts(os.path.join(workdir, "judgements", f"{name}.jsonl"), prompts, verdicts, xs, ys)
         strategy = spec.strategy if spec.kind == "pairwise" else ""
         results["judges"][name] = {"kind": spec.kind, "strategy": strategy, "splits": summary}

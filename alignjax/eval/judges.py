@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 from ml_collections import ConfigDict
@@ -62,102 +63,97 @@ def _by_score(score_x: float, score_y: float) -> str | None:
     return "x" if score_x > score_y else "y" if score_y > score_x else "tie"
 
 
-class Judge:
-    """A judge: `compare` gives one PairVerdict per prompt; scoring judges also give `scores` per answer."""
+class Judge(Protocol):
+    """What a judge offers: one PairVerdict per prompt for answers x against y, and `close` to release its model
+    or connections. `scores_answers`: it also scores each answer (`ScoringJudge.scores`)."""
 
-    kind = ""
+    kind: str
+    scores_answers: bool
+
+    def compare(self, prompts: list[EvalPrompt], xs: list[str], ys: list[str]) -> list[PairVerdict]: ...
+
+    def close(self) -> None: ...
+
+
+Score = Callable[[list[EvalPrompt], list[str]], np.ndarray]
+
+
+class ScoringJudge:
+    """A judge that scores each answer and compares by score (the same verdict in both orders). Each list of
+    answers is scored once: the baseline's answers are compared with every system's.
+
+    Args:
+      kind: the judge's kind, as `judge(kind)` names it.
+      score: the scores of a list of answers, float [N] (NaN where an LLM's rating could not be read).
+      release: called by `close` (an LLM judge's generator).
+    """
+
     scores_answers = True
 
-    def scores(self, prompts: list[EvalPrompt], answers: list[str]) -> np.ndarray:
-        """One score per answer, float [N] (NaN where an LLM's rating could not be parsed)."""
-        raise NotImplementedError(f"{type(self).__name__} gives no scores")
-
-    def compare(self, prompts: list[EvalPrompt], xs: list[str], ys: list[str]) -> list[PairVerdict]:
-        """The verdicts on x against y for each prompt; here, from the scores (the same in both orders)."""
-        scores_x, scores_y = self.scores(prompts, xs), self.scores(prompts, ys)
-        verdicts = [_by_score(a, b) for a, b in zip(scores_x, scores_y)]
-        return [PairVerdict(v, v, (float(a), float(b))) for v, a, b in zip(verdicts, scores_x, scores_y)]
-
-    def close(self) -> None:
-        pass
-
-
-class _Memo(Judge):
-    """Scores each list of answers once (the baseline's answers are compared with every system's)."""
-
-    def __init__(self, score: Callable[[list[EvalPrompt], list[str]], np.ndarray]):
-        self._score = score
+    def __init__(self, kind: str, score: Score, release: Callable[[], None] | None = None):
+        self.kind, self._score, self._release = kind, score, release
         self._memo: dict[tuple, np.ndarray] = {}
 
-    def scores(self, prompts, answers):
+    def scores(self, prompts: list[EvalPrompt], answers: list[str]) -> np.ndarray:
         key = (tuple(p.key for p in prompts), tuple(answers))
         if key not in self._memo:
             self._memo[key] = np.asarray(self._score(prompts, answers), np.float64)
         return self._memo[key]
 
-
-class RuleJudge(_Memo):
-    kind = "rule"
-
-    def __init__(self, spec: ConfigDict, workdir: str, name: str):
-        rule = reward_function(spec.function)
-        super().__init__(lambda prompts, answers: [rule(p.value, a) for p, a in zip(prompts, answers)])
-
-
-class RewardModelJudge(_Memo):
-    kind = "reward_model"
-
-    def __init__(self, spec: ConfigDict, workdir: str, name: str):
-        super().__init__(model_scores.reward_model_scorer(spec.model, spec.max_length))
-
-
-class ImplicitRewardJudge(_Memo):
-    kind = "implicit_reward"
-
-    def __init__(self, spec: ConfigDict, workdir: str, name: str):
-        super().__init__(
-            model_scores.implicit_reward_scorer(spec.model, spec.reference_model, spec.beta, spec.max_length)
-        )
-
-
-class _LLMJudge(Judge):
-    """A judge that asks a model through the generation client (`spec.generation`), or through `generator`."""
-
-    def __init__(self, spec: ConfigDict, workdir: str, name: str, generator: Generator | None = None):
-        self.spec = spec
-        field = f"eval.judges.{name}.generation"
-        self.generator = generator if generator is not None else make_generator(spec.generation, workdir, field=field)
-
-    def ask(self, chats: list[list[dict[str, str]]], **fields) -> list[str]:
-        return [c.text for c in self.generator.complete([self.generator.request(m, **fields) for m in chats])]
+    def compare(self, prompts: list[EvalPrompt], xs: list[str], ys: list[str]) -> list[PairVerdict]:
+        scores_x, scores_y = self.scores(prompts, xs), self.scores(prompts, ys)
+        verdicts = [_by_score(a, b) for a, b in zip(scores_x, scores_y)]
+        return [PairVerdict(v, v, (float(a), float(b))) for v, a, b in zip(verdicts, scores_x, scores_y)]
 
     def close(self) -> None:
-        self.generator.close()
+        self._memo.clear()
+        if self._release is not None:
+            self._release()
 
 
-class SingleJudge(_LLMJudge, _Memo):
-    """MT-Bench-style grading: "Rating: [[N]]", 1 to 10."""
+def _rule(spec: ConfigDict, workdir: str, name: str) -> ScoringJudge:
+    rule = reward_function(spec.function)
+    return ScoringJudge("rule", lambda prompts, answers: [rule(p.value, a) for p, a in zip(prompts, answers)])
 
-    kind = "single"
 
-    def __init__(self, spec: ConfigDict, workdir: str, name: str, generator: Generator | None = None):
-        _LLMJudge.__init__(self, spec, workdir, name, generator)
-        _Memo.__init__(self, self._rate)
+def _reward_model(spec: ConfigDict, workdir: str, name: str) -> ScoringJudge:
+    return ScoringJudge("reward_model", model_scores.reward_model_scorer(spec.model, spec.max_length))
 
-    def _rate(self, prompts: list[EvalPrompt], answers: list[str]) -> np.ndarray:
+
+def _implicit_reward(spec: ConfigDict, workdir: str, name: str) -> ScoringJudge:
+    scorer = model_scores.implicit_reward_scorer(spec.model, spec.reference_model, spec.beta, spec.max_length)
+    return ScoringJudge("implicit_reward", scorer)
+
+
+def _generator(spec: ConfigDict, workdir: str, name: str) -> Generator:
+    return make_generator(spec.generation, workdir, field=f"eval.judges.{name}.generation")
+
+
+def single_judge(spec: ConfigDict, workdir: str, name: str, generator: Generator | None = None) -> ScoringJudge:
+    """MT-Bench-style grading, "Rating: [[N]]" from 1 to 10, through `generator` (default: `spec.generation`'s)."""
+    generator = generator if generator is not None else _generator(spec, workdir, name)
+
+    def rate(prompts: list[EvalPrompt], answers: list[str]) -> np.ndarray:
         chats = [
-            judge_prompts.single_messages(p.instruction, a, p.reference if self.spec.reference else "")
+            judge_prompts.single_messages(p.instruction, a, p.reference if spec.reference else "")
             for p, a in zip(prompts, answers)
         ]
-        parsed = [parse_score(reply) for reply in self.ask(chats)]
+        parsed = [parse_score(reply) for reply in generator.texts(chats)]
         return np.asarray([np.nan if s is None else s for s in parsed], np.float64)
 
+    return ScoringJudge("single", rate, release=generator.close)
 
-class PairwiseJudge(_LLMJudge):
-    """An LLM compares two answers under one of LLMBar's strategies, in both orders."""
+
+class PairwiseJudge:
+    """An LLM compares two answers under one of LLMBar's strategies, in both orders, through `generator`
+    (default: `spec.generation`'s)."""
 
     kind = "pairwise"
     scores_answers = False
+
+    def __init__(self, spec: ConfigDict, workdir: str, name: str, generator: Generator | None = None):
+        self.spec = spec
+        self.generator = generator if generator is not None else _generator(spec, workdir, name)
 
     def auxiliaries(self, prompts: list[EvalPrompt]) -> tuple[list[str], list[str]]:
         """The judge's own questions and reference answer per prompt (empty where the strategy has none)."""
@@ -166,27 +162,35 @@ class PairwiseJudge(_LLMJudge):
         metrics = reference = [""] * len(prompts)
         if "metrics" in wanted:
             chats = [judge_prompts.metrics_messages(p.instruction) for p in prompts]
-            metrics = self.ask(chats, max_tokens=metrics_budget, temperature=0.0)
+            metrics = self.generator.texts(chats, max_tokens=metrics_budget, temperature=0.0)
         if "reference" in wanted:
             chats = [judge_prompts.reference_messages(p.instruction) for p in prompts]
-            reference = self.ask(chats, max_tokens=reference_budget, temperature=0.0)
+            reference = self.generator.texts(chats, max_tokens=reference_budget, temperature=0.0)
         return metrics, reference
 
-    def compare(self, prompts, xs, ys):
+    def compare(self, prompts: list[EvalPrompt], xs: list[str], ys: list[str]) -> list[PairVerdict]:
         metrics, reference = self.auxiliaries(prompts)
         chats = []
         for p, x, y, m, r in zip(prompts, xs, ys, metrics, reference):
             for a, b in ((x, y), (y, x)):
                 chats.append(judge_prompts.pairwise_messages(self.spec.strategy, p.instruction, a, b, m, r))
-        replies = self.ask(chats)
+        replies = self.generator.texts(chats)
         return [
             PairVerdict(_TO_XY[parse_pairwise(first)], _SWAPPED[parse_pairwise(second)], (first, second))
             for first, second in zip(replies[0::2], replies[1::2])
         ]
 
+    def close(self) -> None:
+        self.generator.close()
 
-JUDGES: dict[str, type[Judge]] = {
-    judge.kind: judge for judge in (RuleJudge, RewardModelJudge, ImplicitRewardJudge, SingleJudge, PairwiseJudge)
+
+# kind -> builder(spec, workdir, name): the judges a config selects by `judge(kind)`
+JUDGES: dict[str, Callable[[ConfigDict, str, str], Judge]] = {
+    "rule": _rule,
+    "reward_model": _reward_model,
+    "implicit_reward": _implicit_reward,
+    "single": single_judge,
+    "pairwise": PairwiseJudge,
 }
 
 

@@ -62,10 +62,17 @@ def meta_evaluate(judge: Judge, pairs: list[LabelledPair], **interval) -> tuple[
     summary = summarize(pairs, judge_rows(pairs, verdicts), **interval)
     if judge.scores_answers:
         scores = np.concatenate([judge.scores(prompts, firsts), judge.scores(prompts, seconds)])
-        lengths = np.asarray([len(a) for a in firsts + seconds], np.float64)
-        parsed = ~np.isnan(scores)
-        if parsed.sum() >= 3 and np.ptp(scores[parsed]) > 0 and np.ptp(lengths[parsed]) > 0:
-            summary[ALL]["score_length_spearman"] = stats.spearman(
-                scores[parsed], lengths[parsed], **interval
-            ).as_dict()
+        rho = score_length_correlation(scores, [len(a) for a in firsts + seconds], **interval)
+        if rho is not None:
+            summary[ALL]["score_length_spearman"] = rho
     return summary, verdicts
+
+
+def score_length_correlation(scores_N: np.ndarray, lengths_N, **interval) -> dict | None:
+    """Spearman's rho of scores with answer lengths, over the answers with a score (not NaN), with its interval;
+    None where it is undefined (fewer than 3 answers, or every score or length the same)."""
+    parsed = ~np.isnan(scores_N)
+    scores_N, lengths_N = scores_N[parsed], np.asarray(lengths_N, np.float64)[parsed]
+    if len(scores_N) < 3 or np.ptp(scores_N) == 0 or np.ptp(lengths_N) == 0:
+        return None
+    return stats.spearman(scores_N, lengths_N, **interval).as_dict()

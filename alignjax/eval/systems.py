@@ -43,7 +43,7 @@ def answer_prompts(name: str, spec: ConfigDict, prompts: list[EvalPrompt], workd
         pool = Pool(load_demonstrations(spec.pool)) if spec.prompting == "few_shot" else None
         requests = [_messages(spec, prompt, i, pool) for i, prompt in enumerate(prompts)]
         with make_generator(spec.generation, workdir, field=f"eval.systems.{name}.generation") as generator:
-            replies = [c.text for c in generator.complete([generator.request(m) for m in requests])]
+            replies = generator.texts(requests)
         answers = [final_answer(r) if spec.prompting == "cot" else r for r in replies]
     write_answers(os.path.join(workdir, "answers", f"{name}.jsonl"), prompts, answers)
     return answers

@@ -44,6 +44,10 @@ class Generator:
         """A request for `messages` with the configured sampling, `fields` (e.g. `seed=3`) taking precedence."""
         return ChatRequest(messages=messages, **{**self.defaults, **fields})
 
+    def texts(self, chats: Sequence[Sequence[Mapping[str, str]]], **fields) -> list[str]:
+        """The answer to each chat (its first sample's text), asked with the configured sampling and `fields`."""
+        return [c.text for c in self.complete([self.request(messages, **fields) for messages in chats])]
+
     def complete(self, requests: Sequence[ChatRequest], on_result: OnResult | None = None) -> list[Completion]:
         """The completions of `requests`, in order; cached ones have `cached=True`.
 

@@ -103,11 +103,12 @@ def model_fingerprint(model_dir: str) -> str:
     """12 hex digits that change when the directory's files do (names, sizes, modification times): a model
     retrained into the same directory (a rerun stage's export) is a new model to the cache, whose answers to the
     old one are not reused."""
-    entries = sorted(
-        (name, stat.st_size, stat.st_mtime_ns)
-        for name in os.listdir(model_dir)
-        if os.path.isfile(os.path.join(model_dir, name)) and (stat := os.stat(os.path.join(model_dir, name)))
-    )
+    entries = []
+    for name in sorted(os.listdir(model_dir)):
+        path = os.path.join(model_dir, name)
+        if os.path.isfile(path):
+            stat = os.stat(path)
+            entries.append((name, stat.st_size, stat.st_mtime_ns))
     return hashlib.sha256(repr(entries).encode()).hexdigest()[:12]
 
 
