@@ -78,10 +78,10 @@ BAD_ROWS = {
     "invalid_json": ('{"prompt": "a", "completion": ', r"not valid JSON \(Expecting value at column 31\)"),
     "missing_field": (
         '{"prompt": "a"}',
-        r"field 'completion' is missing; an SFT row needs `messages` .* or `prompt` and `completion` \(strings\)",
+        r"field 'completion' is missing; an SFT row needs `messages` .* or `prompt` and `completion` \(strings, or",
     ),
-    "wrong_type": ('{"prompt": "a", "completion": 5}', r"field 'completion' must be a string, got int \(5\)"),
-    "empty_response": ('{"prompt": "a", "completion": "  "}', r"field 'completion' is empty"),
+    "wrong_type": ('{"prompt": "a", "completion": 5}', r"field 'completion' must be a string or a one-message"),
+    "empty_response": ('{"prompt": "a", "completion": "  "}', r"field 'completion' is an empty response; there is no"),
     "unknown_role": (
         '{"messages": [{"role": "user", "content": "a"}, {"role": "tool", "content": "b"}]}',
         r"messages\[1\].role='tool' is not a known role; expected one of \('system', 'user', 'assistant'\)",

@@ -216,9 +216,9 @@ def test_loss_must_fit_the_algorithm(model_dir, tmp_path):
 
 
 def test_the_registry_lists_the_algorithms_and_refuses_an_unknown_name(model_dir, tmp_path):
-    six = ("ppo", "rloo", "grpo", "expert_iteration", "online_dpo", "rso")
-    assert algorithms.names() == six
-    listed = str(six).replace("(", r"\(").replace(")", r"\)")
+    registered = ("ppo", "rloo", "grpo", "expert_iteration", "online_dpo", "rso", "ditto")
+    assert algorithms.names() == registered
+    listed = str(registered).replace("(", r"\(").replace(")", r"\)")
     with pytest.raises(ConfigError, match=rf"rl.algorithm.name must be one of {listed}, got 'nope'"):
         rl_section("nope")
     config = _config("grpo", model_dir, tmp_path)

@@ -78,6 +78,7 @@ def base_config() -> ConfigDict:
             export_hf=True,
             answers_to_print=4,  # held-out prompts whose greedy answers are printed at the end
             rule_prompts=200,  # held-out prompts whose greedy answers are checked by a builtin task's rule; 0: none
+            stop_below_loss=0.0,  # stop (and export) once a step's training loss is below this; 0: never
         )
     )
     config.mesh = ConfigDict(dict(data=-1, fsdp=1, tensor=1))  # -1: all remaining devices

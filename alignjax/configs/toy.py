@@ -1,5 +1,5 @@
 """Recipes on the builtin toy task: the shared SFT stage, then preference learning, reward models, on-policy RL,
-best-of-n and evaluation after it.
+best-of-n, DITTO and evaluation after it.
 
 The SFT stage learns the toy operations (reverse / upper-case / sort a word) from a sloppy demonstrator whose
 answers mostly stop one character early, so its greedy answers mostly break the rule "answer exactly". Every
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from ml_collections import ConfigDict
 
+from alignjax.configs import ditto as ditto_recipe
 from alignjax.configs.base import base_config, run_dir
+from alignjax.data import sft_data_config
 from alignjax.eval import eval_section, judge, prompt_set, system
 from alignjax.generation import generation_config
 from alignjax.kinds import offline_kind
@@ -167,3 +169,52 @@ def evaluation(smoke: bool = False) -> ConfigDict:
         config.eval.update(resamples=200, plots=False)
         config.train.workdir = run_dir("smoke_eval")
     return config
+
+
+def ditto(smoke: bool = False, name: str = "ditto", **rl_fields) -> ConfigDict:
+    """DITTO for the toy task's user who wants answers in parentheses (`toy_user_style`, 8 demonstrations), from
+    the SFT stage's model, then the comparison of zero-shot, few-shot, SFT and DITTO on 200 held-out prompts by
+    the style rule (`toy_style`) and by style and correctness (`toy_style_exact`).
+
+    Args:
+      smoke: seconds-long stages (tests).
+      name: the DITTO stage's run name (`runs/<name>_toy`; its comparison's `runs/<name>_toy_eval`); ablations and
+        sweeps share the SFT warm-up (`runs/ditto_toy_sft`).
+      **rl_fields: `rl` fields or `rl.algorithm` hyperparameters that differ (the ablation switches,
+        samples_per_prompt, ...).
+    """
+    sft = sft_stage(smoke)
+    sft_model = sft.train.get_ref("workdir") + "/hf"
+    demonstrations = sft_data_config(seq_len=32, batch_size=8)
+    demonstrations.update(source="builtin", path="toy_user_style")
+    prefix = "smoke_" if smoke else ""
+    warmup = ditto_recipe.warmup(
+        sft_model, demonstrations, run_dir(f"{prefix}ditto_toy_sft"), lr=1e-3, steps=30, stop_below_loss=0.5
+    )
+    warmup.previous_stage = sft
+    warmup.train.rule_prompts = 0 if smoke else 200
+    config = ditto_recipe.ditto(
+        warmup,
+        run_dir(f"{prefix}{name}_toy"),
+        lr=1e-4,
+        iterations=4,
+        prompts_per_iteration=8,
+        max_prompt_len=24,
+        max_new_tokens=12,
+        **rl_fields,
+    )
+    config.rl.reward.function = "toy_style"  # logged: the share of samples (and of greedy held-out answers) in style
+    prompts = prompt_set("builtin", "toy_user_style", "test")
+    comparison = ditto_recipe.comparison(
+        config, sft_model, prompts, run_dir(f"{prefix}{name}_toy_eval"), shots=8, max_tokens=12, max_slots=64
+    )
+    comparison.eval.judges.style = judge("rule", function="toy_style")
+    comparison.eval.judges.style_exact = judge("rule", function="toy_style_exact")
+    if smoke:
+        warmup.train.steps = 2
+        config.train.update(steps=2, checkpoint_every=1)
+        config.rl.update(samples_per_prompt=2, minibatches=2, eval_prompts=8)
+        config.rl.algorithm.pairs_per_step = 8
+        comparison.eval.prompts.max_prompts = 16
+        comparison.eval.update(resamples=200, plots=False)
+    return comparison

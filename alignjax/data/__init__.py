@@ -30,8 +30,10 @@ from alignjax.data.packing import layout_preferences, preference_layout
 from alignjax.data.pipeline import build_data, build_preference_data, build_sft_data
 from alignjax.data.report import DataReport
 from alignjax.data.schemas import (
+    DemonstrationExample,
     PreferenceExample,
     PromptExample,
+    demonstration_example,
     preference_example,
     prompt_example,
     prompt_messages,
@@ -56,6 +58,7 @@ __all__ = [
     "BatchIterator",
     "DataError",
     "DataReport",
+    "DemonstrationExample",
     "PreferenceExample",
     "PreferenceTokens",
     "PromptExample",
@@ -65,6 +68,7 @@ __all__ = [
     "build_preference_data",
     "build_sft_data",
     "conditional_prompt",
+    "demonstration_example",
     "encode_chat",
     "encode_chat_prompt",
     "encode_preferences",

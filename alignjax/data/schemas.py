@@ -4,7 +4,9 @@ A `None` value counts as missing, because the `datasets` library fills the colum
 Three kinds of example are read, each by one function:
 
 `sft_messages`: an SFT row is either a chat, `messages`: a list of {"role": "system" | "user" | "assistant",
-"content": str}, or a `prompt` and a `completion` string, which become a user message and the assistant's reply.
+"content": str}, or a `prompt` and a `completion`, which become the prompt's messages and the assistant's reply:
+strings (a user message and the reply), or TRL's conversational form, chat messages and a one-message list (a
+`demonstration` stands for the completion, so DITTO's demonstrations file is also its SFT warm-up's data).
 When a row has both, `messages` wins: hub datasets such as UltraChat carry a `prompt` column beside the
 conversation. A conversation must open with a system or user message (the prompt) and contain at least one
 assistant message, and no assistant message may be empty: those are the tokens the model learns from.
@@ -27,6 +29,9 @@ list whose scores are all equal) has no preference to learn from.
 
 `prompt_example`: the rows of an on-policy run need only a `prompt` (a string or chat messages, as above); other
 fields are ignored, so SFT and preference files serve as prompt files too.
+
+`demonstration_example`: a DITTO row, a `prompt` (as above) and the user's `demonstration` of the answer (a string
+or a one-message list, not empty).
 """
 
 from __future__ import annotations
@@ -53,7 +58,10 @@ from alignjax.data.errors import (
 
 ROLES = ("system", "user", "assistant")
 _NOTHING_TO_LEARN = "there is no response to learn from"
-SFT_EXPECTED = "`messages` (a list of {'role', 'content'} dicts) or `prompt` and `completion` (strings)"
+SFT_EXPECTED = (
+    "`messages` (a list of {'role', 'content'} dicts) or `prompt` and `completion` (strings, or chat messages and "
+    "one assistant message; `demonstration` stands for `completion`)"
+)
 PREFERENCE_EXPECTED = (
     "`prompt` with `chosen` and `rejected` (pairwise; without `prompt`, whole dialogues that differ only in the last "
     "assistant turn), `prompt` with `responses` and `scores` (ranked), or `prompt` with `completion` and `label` "
@@ -82,14 +90,12 @@ def sft_messages(row: Any, where: str) -> list[dict[str, str]]:
         raise DataError(f"{where}: expected an object with {SFT_EXPECTED}, got {type_name(row)}", WRONG_TYPE)
     if row.get("messages") is not None:
         return _check_messages(row["messages"], where)
-    for field in ("prompt", "completion"):
+    answer = "demonstration" if row.get("completion") is None and row.get("demonstration") is not None else "completion"
+    for field in ("prompt", answer):
         if row.get(field) is None:
             raise DataError(f"{where}: field {field!r} is missing; an SFT row needs {SFT_EXPECTED}", MISSING_FIELD)
-        if not isinstance(row[field], str):
-            raise DataError(f"{where}: field {field!r} must be a string, got {type_name(row[field])}", WRONG_TYPE)
-    if not row["completion"].strip():
-        raise DataError(f"{where}: field 'completion' is empty; {_NOTHING_TO_LEARN}", EMPTY_RESPONSE)
-    return [{"role": "user", "content": row["prompt"]}, {"role": "assistant", "content": row["completion"]}]
+    reply = _response(row[answer], where, answer, _NOTHING_TO_LEARN)
+    return prompt_messages(row["prompt"], where) + [{"role": "assistant", "content": reply}]
 
 
 def chat_messages(messages: Any, where: str, field: str) -> list[dict[str, str]]:
@@ -284,8 +290,9 @@ def prompt_messages(value: Any, where: str) -> list[dict[str, str]]:
     return messages
 
 
-def _response(value: Any, where: str, field: str) -> str:
-    """The text of a response given as a string or a single assistant message; it must not be empty."""
+def _response(value: Any, where: str, field: str, why_not_empty: str = "there is nothing to compare") -> str:
+    """The text of a response given as a string or a single assistant message; it must not be empty (an empty one
+    is a DataError that says `why_not_empty`)."""
     if isinstance(value, list):
         messages = chat_messages(value, where, field)
         if len(messages) != 1 or messages[0]["role"] != "assistant":
@@ -295,7 +302,7 @@ def _response(value: Any, where: str, field: str) -> str:
     elif not isinstance(value, str):
         raise DataError(f"{where}: field {field!r} must be {_RESPONSE}, got {type_name(value)}", WRONG_TYPE)
     if not value.strip():
-        raise DataError(f"{where}: field {field!r} is an empty response; there is nothing to compare", EMPTY_RESPONSE)
+        raise DataError(f"{where}: field {field!r} is an empty response; {why_not_empty}", EMPTY_RESPONSE)
     return value
 
 
@@ -370,6 +377,13 @@ class PromptExample:
     messages: list[dict[str, str]]
 
 
+def _check_has_prompt(row: Any, where: str, expected: str) -> None:
+    if not isinstance(row, dict) or row.get("prompt") is None:
+        got = f"fields {sorted(row)}" if isinstance(row, dict) else type_name(row)
+        reason = MISSING_FIELD if isinstance(row, dict) else WRONG_TYPE
+        raise DataError(f"{where}: expected an object with {expected}, got {got}", reason)
+
+
 def prompt_example(row: Any, where: str) -> PromptExample:
     """Validates a row's `prompt` (a string or chat messages); its other fields are ignored.
 
@@ -383,11 +397,33 @@ def prompt_example(row: Any, where: str) -> PromptExample:
     Raises:
         DataError: naming `where`, the field and what was expected, with the reason to count a skip under.
     """
-    if not isinstance(row, dict) or row.get("prompt") is None:
-        got = f"fields {sorted(row)}" if isinstance(row, dict) else type_name(row)
-        reason = MISSING_FIELD if isinstance(row, dict) else WRONG_TYPE
-        raise DataError(
-            f"{where}: expected an object with a 'prompt' field (a string or a list of chat messages), got {got}",
-            reason,
-        )
+    _check_has_prompt(row, where, "a 'prompt' field (a string or a list of chat messages)")
     return PromptExample(row["prompt"], prompt_messages(row["prompt"], where))
+
+
+@dataclasses.dataclass(frozen=True)
+class DemonstrationExample:
+    """A validated DITTO row: a prompt (as `PromptExample`) and the user's demonstrated answer to it."""
+
+    value: Any
+    messages: list[dict[str, str]]
+    demonstration: str
+
+
+_DEMONSTRATION_EXPECTED = "'prompt' (a string or a list of chat messages) and 'demonstration' (" + _RESPONSE + ")"
+
+
+def demonstration_example(row: Any, where: str) -> DemonstrationExample:
+    """Validates a row's `prompt` and `demonstration` (a string or a one-message list, not empty).
+
+    Raises:
+        DataError: naming `where`, the field and what was expected, with the reason to count a skip under.
+    """
+    _check_has_prompt(row, where, _DEMONSTRATION_EXPECTED)
+    if row.get("demonstration") is None:
+        raise DataError(
+            f"{where}: field 'demonstration' is missing; a demonstration row needs {_DEMONSTRATION_EXPECTED}",
+            MISSING_FIELD,
+        )
+    messages = prompt_messages(row["prompt"], where)
+    return DemonstrationExample(row["prompt"], messages, _response(row["demonstration"], where, "demonstration"))

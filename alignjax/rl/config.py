@@ -119,15 +119,23 @@ def check_rl_config(config: ConfigDict, num_devices: int) -> None:
     data_parallel = data_shape[0] * data_shape[1]
     # mini-batches of whole groups (all answers to a prompt, or one SFT row or pair per prompt), micro-batched by
     # grad_accum (1 for the policy-gradient family)
+    split = config.optim.grad_accum * data_parallel
+    if algorithm.rows_per_update is not None:  # an algorithm with a memory sizes its updates itself
+        rows = algorithm.rows_per_update(rl)
+        require(
+            rows % split == 0,
+            f"{name} updates on {rows} rows at a time, which must split into optim.grad_accum="
+            f"{config.optim.grad_accum} x {data_parallel} data-parallel devices",
+        )
+        return
     rows = rl.prompts_per_iteration * algorithm.group_size(rl)
-    split = rl.minibatches * config.optim.grad_accum * data_parallel
     require(
         not policy_gradient or rl.prompts_per_iteration % rl.minibatches == 0,
         f"{name}'s mini-batches hold whole groups of answers to a prompt: rl.prompts_per_iteration="
         f"{rl.prompts_per_iteration} must split into rl.minibatches={rl.minibatches}",
     )
     require(
-        rows % split == 0,
+        rows % (rl.minibatches * split) == 0,
         f"{name} updates on {rows} rows per iteration, which must split into rl.minibatches={rl.minibatches} x "
         f"optim.grad_accum={config.optim.grad_accum} x {data_parallel} data-parallel devices; change "
         "rl.prompts_per_iteration or rl.minibatches",

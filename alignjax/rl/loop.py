@@ -2,14 +2,17 @@
 
 Each iteration takes the next prompts, samples `rl.samples_per_prompt` answers to each with the current
 policy (or with the frozen reference, for an algorithm that samples from it), scores them, and trains on them
-(`rl.updates`). The algorithm's record (`rl.algorithms`) says which model samples and whether a value model
-trains beside the policy; the loop never reads the algorithm's name. Generation, scoring and training time are
+(`rl.updates`). An algorithm with a memory (DITTO) samples the prompts its memory names every iteration, and
+trains on what the memory draws from all its iterations' samples. The algorithm's record (`rl.algorithms`) says
+which model samples, whether a value model trains beside the policy and whether it keeps a memory; the loop never
+reads the algorithm's name. Generation, scoring and training time are
 logged separately for every iteration. Evaluation answers held-out prompts greedily and reports their mean
 reward; the first evaluation is the starting model's, so the gain is in the log.
 
 Nothing is lost on a crash (`train.scaffold`): checkpoints hold the policy (and value model) states with the
-iteration, the KL coefficient and the curve so far, and the same command resumes; SIGTERM saves one and exits. At
-the end the curve is plotted to `workdir/curve.png` and the policy exported as a Hugging Face model.
+iteration, the KL coefficient, the curve so far and the algorithm's memory, and the same command resumes;
+SIGTERM saves one and exits. At the end the curve is plotted to `workdir/curve.png` and the policy exported as
+a Hugging Face model.
 """
 
 from __future__ import annotations
@@ -113,7 +116,8 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
             missing_eos_penalty=rl.missing_eos_penalty,
             critic_graphdef=critic and critic.graphdef,
         )
-        update = Updater(config, policy, critic)
+        memory = algorithm.make_memory(config, tokenizer, worker) if algorithm.make_memory else None
+        update = Updater(config, policy, critic, memory)
         hyperparameters = rl.algorithm
         kl_control = AdaptiveKLController(
             hyperparameters.get("kl_coef", 0.0),
@@ -127,6 +131,8 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
         history = []
         if start:
             kl_control.coef, history = progress["kl_coef"], progress["history"]
+            if memory:
+                memory.load_state_dict(progress["memory"])
         del model
 
         def evaluate(params) -> dict[str, float]:
@@ -141,11 +147,16 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
             tqdm.write(f"[iteration {start}] eval_reward={reward:.4g} (the starting model's greedy answers)")
         scaffold.watch_signals()
         for iteration in tqdm(range(start, t.steps), initial=start, total=t.steps, desc=algorithm.name, disable=None):
-            prompts = iteration_prompts(train_prompts, iteration, rl.prompts_per_iteration, config.data.seed)
+            if memory:
+                prompts = memory.prompts
+            else:
+                prompts = iteration_prompts(train_prompts, iteration, rl.prompts_per_iteration, config.data.seed)
             sampling_params = ref_params if from_reference else states["policy"].params
             critic_params = states["critic"].params if critic else None
             rng = jax.random.fold_in(jax.random.key(config.seed), iteration)
             rollout, times = worker.collect(sampling_params, prompts, rng, rl.samples_per_prompt, critic_params)
+            if memory:
+                memory.add(iteration, rollout, sampling_params)
             began = time.perf_counter()
             host_rng = np.random.default_rng([config.seed, iteration])
             states, metrics = update(states, rollout, kl_control.coef, host_rng)
@@ -170,6 +181,8 @@ def train_rl(config: ConfigDict) -> dict[str, float]:
             if t.log_every and (done % t.log_every == 0 or done == t.steps or "eval_reward" in record):
                 tqdm.write(_log_line(done, record))
             progress = {"kl_coef": kl_control.coef, "history": history}
+            if memory:
+                progress["memory"] = memory.state_dict()
             scaffold.checkpoint(done, states, progress, t.checkpoint_every, final=done == t.steps, unit="iteration")
         policy.state = states["policy"]
         return _finish(config, policy, tokenizer, history, worker, eval_prompts, scaffold)

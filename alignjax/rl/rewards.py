@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from alignjax.data.builtin import toy_preferences
+from alignjax.data.builtin import toy_preferences, toy_user_style
 from alignjax.models import reward_model_from_pretrained
 from alignjax.models.reward import last_token_values
 
@@ -49,6 +49,9 @@ def _toy_exact(prompt: Any, answer: str) -> float:
 
 
 register_reward("toy_exact", _toy_exact)
+# DITTO's toy user (`toy_user_style`): the answer in parentheses; and in parentheses and exactly right
+register_reward("toy_style", lambda prompt, answer: float(toy_user_style.follows_style(prompt, answer)))
+register_reward("toy_style_exact", lambda prompt, answer: float(toy_user_style.follows_style_exactly(prompt, answer)))
 
 
 class Scorer:

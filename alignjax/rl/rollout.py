@@ -35,6 +35,7 @@ from alignjax.rl.rewards import Scorer
 from alignjax.sampling import GREEDY, SamplingConfig, generate
 
 ROW_KEYS = ("tokens", "positions", "segment_ids")
+ANSWER_LOGPS_CHUNK = 16  # rows per data-parallel device in each call of `RolloutWorker.answer_logps`
 
 
 def answer_hidden_states(model: Transformer, rows: dict, *, prompt_len: int, group_size: int = 1) -> jax.Array:
@@ -199,16 +200,35 @@ class RolloutWorker:
             length_bucket=self.max_prompt_len,
         )
 
+    def _on_mesh(self, rows: dict, group_size: int) -> dict:
+        """`rows` on the mesh with padding rows (segment id 0) up to whole groups of `group_size` on each
+        data-parallel device; results computed from them are cut back to the real rows."""
+        extra = -len(rows["tokens"]) % (sharding.data_parallel_size(self.mesh) * group_size)
+        return sharding.put_batch({k: np.pad(v, ((0, extra), (0, 0))) for k, v in rows.items()}, self.mesh)
+
     def _device_rows(self, prompts: Prompts, sample, group_size: int) -> tuple[dict, dict]:
-        """The rows as host arrays, and on the mesh with padding rows (segment id 0) up to whole groups of
-        `group_size` on each data-parallel device; results computed from the device rows are cut back to the
-        real rows."""
+        """A sample's rows as host arrays, and on the mesh (`_on_mesh`)."""
         tokens_NT, lengths_N = jax.device_get((sample.tokens, sample.lengths))
         prompt_len, pad_id = self.max_prompt_len, self.pad_id
         rows = token_rows(prompts.token_ids, sample.prompt_index, tokens_NT, lengths_N, prompt_len, pad_id)
-        extra = -len(tokens_NT) % (sharding.data_parallel_size(self.mesh) * group_size)
-        padded = {k: np.pad(v, ((0, extra), (0, 0))) for k, v in rows.items()}
-        return rows, sharding.put_batch(padded, self.mesh)
+        return rows, self._on_mesh(rows, group_size)
+
+    def answer_logps(self, params, prompts: Prompts, prompt_index_N, tokens_NT, lengths_N) -> np.ndarray:
+        """Each answer's log-prob under `params`, summed over its tokens (stop token included), [N]: for answers
+        that no rollout of these params sampled (a user's demonstrations, or earlier samples under a new
+        reference). Answer n answers prompt `prompt_index_N[n]` and has `lengths_N[n]` tokens of `tokens_NT[n]`.
+        The rows go through in chunks of one size, so one program serves every call."""
+        N, T = tokens_NT.shape
+        chunk = ANSWER_LOGPS_CHUNK * sharding.data_parallel_size(self.mesh)
+        rows = token_rows(prompts.token_ids, prompt_index_N, tokens_NT, lengths_N, self.max_prompt_len, self.pad_id)
+        logps_NT = np.zeros((N, T), np.float32)
+        for start in range(0, N, chunk):
+            part = {k: v[start : start + chunk] for k, v in rows.items()}
+            extra = chunk - len(part["tokens"])
+            device_rows = sharding.put_batch({k: np.pad(v, ((0, extra), (0, 0))) for k, v in part.items()}, self.mesh)
+            logps = _jit_response_logps(params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len)
+            logps_NT[start : start + chunk] = jax.device_get(logps)[: chunk - extra]
+        return np.sum(logps_NT * (np.arange(T) < np.asarray(lengths_N)[:, None]), axis=1)
 
     def collect(
         self, params, prompts: Prompts, rng: jax.Array, num_samples: int, critic_params=None

@@ -1,7 +1,8 @@
 """What an on-policy iteration trains: the algorithm's batch of its rollout, in shuffled mini-batches, with its step.
 
 The algorithm's record (`rl.algorithms`) says how a rollout becomes a batch and which step trains on it; the
-updater runs `rl.epochs` passes over the batch in `rl.minibatches` shuffled mini-batches. The batch comes in
+updater runs `rl.epochs` passes over the batch in `rl.minibatches` shuffled mini-batches. An algorithm with a
+memory (DITTO) draws its `rl.minibatches` batches from it instead. The batch comes in
 groups of `group_size` consecutive entries per prompt (a policy-gradient batch holds all k answers to a prompt,
 an offline one a row or a pair), and mini-batches hold whole groups, so that a step can run each group's prompt
 once.
@@ -44,10 +45,11 @@ class Updater:
       config: the experiment config (`rl`, and the `loss` and `optim` sections its step reads).
       policy: the policy's trainee (its structure, optimizer and state shardings; the states are passed to calls).
       critic: the value model's trainee, for an algorithm that trains one (`Algorithm.has_critic`).
+      memory: the run's memory, for an algorithm that keeps one (`Algorithm.make_memory`): it draws the batches.
     """
 
-    def __init__(self, config, policy: Trainee, critic: Trainee | None = None):
-        self.rl, self.hyperparameters, self.mesh = config.rl, config.rl.algorithm, policy.mesh
+    def __init__(self, config, policy: Trainee, critic: Trainee | None = None, memory: algorithms.Memory | None = None):
+        self.rl, self.hyperparameters, self.mesh, self.memory = config.rl, config.rl.algorithm, policy.mesh, memory
         self.algorithm = algorithms.get(self.hyperparameters.name)
         self.group_size = self.algorithm.group_size(config.rl)
         # The steps run each group's prompt once when every data-parallel device holds whole groups of a mini-batch;
@@ -68,10 +70,17 @@ class Updater:
         """
         prompt_index_GK = rollout.prompt_index_N.reshape(-1, rollout.samples_per_prompt)
         assert np.all(prompt_index_GK == prompt_index_GK[:, :1]), "a group's rows must answer one prompt"
-        batch, counts = self.algorithm.make_batch(rollout, self.hyperparameters, kl_coef, rng)
+        if self.memory is not None:
+            minibatches, counts = self.memory.minibatches(self.rl.minibatches, rng)
+        else:
+            batch, counts = self.algorithm.make_batch(rollout, self.hyperparameters, kl_coef, rng)
+            minibatches = (
+                minibatch
+                for _ in range(self.rl.epochs)
+                for minibatch in _minibatches(batch, self.rl.minibatches, self.group_size, rng)
+            )
         metrics = []
-        for _ in range(self.rl.epochs):
-            for minibatch in _minibatches(batch, self.rl.minibatches, self.group_size, rng):
-                states, step_metrics = self.step(states, minibatch)
-                metrics.append(step_metrics)
+        for minibatch in minibatches:
+            states, step_metrics = self.step(states, minibatch)
+            metrics.append(step_metrics)
         return states, {**_mean_metrics(metrics), **counts}

@@ -28,7 +28,7 @@ def check_config(config: ConfigDict) -> None:
     require(optim.clip_norm >= 0, f"optim.clip_norm must be >= 0 (0 disables), got {optim.clip_norm}")
     require(optim.grad_accum >= 1, f"optim.grad_accum must be >= 1, got {optim.grad_accum}")
     require(train.steps >= 0, f"train.steps must be >= 0 (0 evaluates without training), got {train.steps}")
-    for field in ("log_every", "eval_every", "checkpoint_every", "rule_prompts"):
+    for field in ("log_every", "eval_every", "checkpoint_every", "rule_prompts", "stop_below_loss"):
         require(train[field] >= 0, f"train.{field} must be >= 0 (0 disables), got {train[field]}")
     require(config.loss.name in losses.names(), f"loss.name must be one of {losses.names()}, got {config.loss.name!r}")
     objective = losses.objective(config.loss.name)

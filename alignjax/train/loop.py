@@ -4,7 +4,9 @@ checkpoint and export.
 SFT, the offline preference losses and reward models share this loop; what differs between them is the loss
 (`losses.Objective`), which decides the model (causal LM or reward model), the batches and what the step computes.
 The run's scaffold (`train.scaffold`) keeps its work: checkpoints hold the train state and the data position
-together, the same command resumes from the latest one, and SIGTERM saves one and exits.
+together, the same command resumes from the latest one, and SIGTERM saves one and exits. With
+`train.stop_below_loss`, the run stops (and exports) at the first step whose training loss is below it, as DITTO's
+SFT warm-up does; its last checkpoint says so, and a rerun trains no further.
 """
 
 from __future__ import annotations
@@ -73,6 +75,10 @@ def _print_summary(config: ConfigDict, final: dict[str, float], before: dict[str
             tqdm.write(f"[{config.loss.name}] {words}: {line}")
 
 
+# in the checkpoint's data position: the run stopped below `train.stop_below_loss`, so a resume trains no further
+_STOPPED_EARLY = "stopped_below_loss"
+
+
 def train(config: ConfigDict) -> dict[str, float]:
     """Trains the one stage `config` to completion; returns the final eval metrics.
 
@@ -128,21 +134,31 @@ def train(config: ConfigDict) -> dict[str, float]:
             scaffold.writer.write(0, starting, prefix="eval")
         scaffold.watch_signals()
         tokens_since_log, last_log = 0, time.perf_counter()
-        for step in tqdm(range(start, t.steps), initial=start, total=t.steps, desc="train", disable=None):
+        steps = range(start, t.steps) if not (data_position or {}).get(_STOPPED_EARLY) else range(0)
+        for step in tqdm(steps, initial=start, total=t.steps, desc="train", disable=None):
             batch = next(train_iter)
             if tables:
                 batch = tables.attach(batch, "train")
             tokens_since_log += int(np.count_nonzero(batch["segment_ids"]))
             trainee.state, metrics = step_fn(trainee.state, sharding.put_batch(batch, mesh, DEVICE_KEYS), ref_params)
             done = step + 1
-            if t.log_every and (done % t.log_every == 0 or done == t.steps):
+            # the early stop reads every step's loss, as the DITTO reference's SFT warm-up does
+            stop_now = bool(t.stop_below_loss) and float(metrics["loss"]) < t.stop_below_loss
+            if stop_now or (t.log_every and (done % t.log_every == 0 or done == t.steps)):
                 metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
                 metrics["tokens_per_second"] = tokens_since_log / (time.perf_counter() - last_log)
                 scaffold.writer.write(done, metrics)
                 tokens_since_log, last_log = 0, time.perf_counter()
             if t.eval_every and done % t.eval_every == 0 and done != t.steps and eval_batches:
                 scaffold.writer.write(done, evaluate_now(), prefix="eval")
-            scaffold.checkpoint(done, trainee.state, train_iter.state(), t.checkpoint_every, final=done == t.steps)
+            position = {**train_iter.state(), **({_STOPPED_EARLY: True} if stop_now else {})}
+            scaffold.checkpoint(done, trainee.state, position, t.checkpoint_every, final=done == t.steps or stop_now)
+            if stop_now:
+                tqdm.write(
+                    f"[{config.loss.name}] stopped at step {done} of {t.steps}: the training loss "
+                    f"{metrics['loss']:.4g} is below train.stop_below_loss={t.stop_below_loss}"
+                )
+                break
         before = scaffold.writer.logged(0, "eval")
         final = evaluate_now()
         model = trainee.model()

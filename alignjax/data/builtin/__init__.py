@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from transformers import PreTrainedTokenizerBase
 
-from alignjax.data.builtin import toy_instructions, toy_preferences
+from alignjax.data.builtin import toy_instructions, toy_preferences, toy_user_style
 from alignjax.data.errors import DataError
 
 
@@ -63,6 +63,14 @@ _BUILTINS = {
             toy_preferences.preference_rows,
             toy_instructions.tokenizer,
             toy_preferences.follows_rule,
+        ),
+        BuiltinDataset(
+            toy_user_style.NAME,
+            toy_user_style.SPLITS,
+            toy_user_style.EVAL_SPLIT,
+            toy_user_style.rows,
+            toy_instructions.tokenizer,
+            toy_user_style.follows_style,
         ),
     )
 }

@@ -35,7 +35,7 @@ NUM_TEST = 200
 SLOPPY_RATE = 0.7
 
 
-def _answer(prompt: str) -> str:
+def expected_answer(prompt: str) -> str:
     """The operation's exact result for a prompt 'task: word'."""
     task, word = prompt.split(": ", 1)
     return toy_instructions.TASKS[task](word)
@@ -43,7 +43,7 @@ def _answer(prompt: str) -> str:
 
 def follows_rule(prompt: str, answer: str) -> bool:
     """Whether `answer` is exactly the result the prompt asks for (whitespace around it ignored)."""
-    return answer.strip() == _answer(prompt)
+    return answer.strip() == expected_answer(prompt)
 
 
 @functools.cache

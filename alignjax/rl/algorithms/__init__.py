@@ -5,8 +5,8 @@ Adding an algorithm is one file here plus one `register` line below; the loop, t
 read its record.
 """
 
-from alignjax.rl.algorithms import expert_iteration, grpo, online_dpo, ppo, rloo, rso
-from alignjax.rl.algorithms.registry import Algorithm, MakeBatch, get, names, register
+from alignjax.rl.algorithms import ditto, expert_iteration, grpo, online_dpo, ppo, rloo, rso
+from alignjax.rl.algorithms.registry import Algorithm, MakeBatch, Memory, get, names, register
 
 register(ppo.ALGORITHM)
 register(rloo.ALGORITHM)
@@ -14,5 +14,6 @@ register(grpo.ALGORITHM)
 register(expert_iteration.ALGORITHM)
 register(online_dpo.ALGORITHM)
 register(rso.ALGORITHM)
+register(ditto.ALGORITHM)
 
-__all__ = ["Algorithm", "MakeBatch", "get", "names", "register"]
+__all__ = ["Algorithm", "MakeBatch", "Memory", "get", "names", "register"]
