@@ -54,6 +54,7 @@ SHARED_DATA = os.path.join(os.path.dirname(REPO_ROOT), "shared", "data")
 # done with its own. Only the order changes, never which tests run. Keep the list roughly up to date.
 SLOWEST_FILES = (
     "test_train_loop.py", "test_train_cli.py", "test_rl_loop.py", "test_sampling.py", "test_eval_judges.py",
+    "test_ditto_resume.py",
     "test_train_preference.py", "test_engine.py", "test_shared_prompt.py", "test_serve_errors.py",
     "test_serve_api.py", "test_generation_resume.py", "test_generation_openai.py", "test_train_step.py",
     "test_mesh.py", "test_serve_load.py",

@@ -245,3 +245,15 @@ def test_the_sft_warmup_stops_below_its_loss_threshold_and_a_rerun_trains_no_fur
     config = warmup("runs", stop_below_loss=1e-3)
     train(config)
     assert sorted(logged_losses(config.train.workdir)) == [1, 2, 3, 4]
+
+
+def test_the_demonstrations_are_the_few_shot_baselines_pool(tokenizer):
+    """The comparison's few-shot system reads the demonstrations file as its pool of shots."""
+    from alignjax.data.builtin import toy_user_style
+    from alignjax.eval import prompt_set
+    from alignjax.eval.prompt_sets import load_demonstrations as few_shot_pool
+
+    conversations = few_shot_pool(prompt_set("builtin", "toy_user_style", "train"))
+    rows = toy_user_style.rows("train")
+    assert [c[-1] for c in conversations] == [{"role": "assistant", "content": r["demonstration"]} for r in rows]
+    assert [c[0]["content"] for c in conversations] == [r["prompt"] for r in rows]

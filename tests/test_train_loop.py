@@ -43,8 +43,9 @@ EXPERIMENT_VARIANTS = list(_experiment_variants())
 # control tags; group advantages, rejection sampling, SFT on the best). The other variants change a loss or an
 # advantage that their own tests cover against the papers' formulas, and PPO's and online DPO's loops run in
 # test_rl_loop.py; for those the experiment's config is built and checked as a run checks it before starting.
-TRAINED = {"", "dpo", "simpo", "pro", "kto", "conditional_sft", "grpo", "rso", "expert_iteration", "ditto"}
+TRAINED = {"", "dpo", "simpo", "pro", "kto", "conditional_sft", "grpo", "rso", "expert_iteration"}
 # LLMBar's meta-evaluation runs end to end through the real server in test_eval_judges.py; here it is checked.
+# DITTO's toy stages run from the command line in test_ditto_resume.py.
 CHECKED_ONLY = {"llmbar_meta_eval.py"}
 
 

@@ -49,7 +49,9 @@ def ditto(warmup_stage: ConfigDict, workdir: str, *, lr: float, iterations: int,
     config.data = ConfigDict(warmup_stage.data.to_dict())
     config.loss = loss_config("dpo", beta=0.05)  # the paper's
     # no reward trains DITTO; a reward function, when set, only logs how the samples fare
-    config.rl = rl_section("ditto", samples_per_prompt=10, minibatches=10, missing_eos_penalty=0.0, **rl_fields)
+    config.rl = rl_section(
+        "ditto", **{**dict(samples_per_prompt=10, minibatches=10, missing_eos_penalty=0.0), **rl_fields}
+    )
     config.optim.update(lr=lr, warmup_steps=0, schedule="constant")
     config.train.update(steps=iterations, log_every=1, eval_every=iterations, checkpoint_every=1, workdir=workdir)
     return config

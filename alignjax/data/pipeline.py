@@ -30,7 +30,7 @@ from tqdm import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from alignjax.data.batching import BatchIterator, eval_batches
-from alignjax.data.builtin import get_builtin
+from alignjax.data.builtin import load_builtin_tokenizer
 from alignjax.data.config import validate_data_config
 from alignjax.data.errors import DataError
 from alignjax.data.formats import PREFERENCE_FORMATS, to_format
@@ -171,7 +171,7 @@ def resolve_tokenizer(cfg, tokenizer: PreTrainedTokenizerBase | None) -> PreTrai
                 f"data.source={cfg.source!r} needs a tokenizer: set the model/tokenizer path of the model being "
                 "trained (only builtin datasets bring their own)"
             )
-        tokenizer = get_builtin(cfg.path).tokenizer()
+        tokenizer = load_builtin_tokenizer(cfg.path)
     get_template(cfg.template).check(tokenizer)
     return tokenizer
 

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from alignjax.data.builtin import toy_preferences, toy_user_style
+from alignjax.data.builtin import stories_user_style, toy_preferences, toy_user_style
 from alignjax.models import reward_model_from_pretrained
 from alignjax.models.reward import last_token_values
 
@@ -52,6 +52,9 @@ register_reward("toy_exact", _toy_exact)
 # DITTO's toy user (`toy_user_style`): the answer in parentheses; and in parentheses and exactly right
 register_reward("toy_style", lambda prompt, answer: float(toy_user_style.follows_style(prompt, answer)))
 register_reward("toy_style_exact", lambda prompt, answer: float(toy_user_style.follows_style_exactly(prompt, answer)))
+# DITTO's stories reader (`stories_user_style`): Pip the frog in the story; the reader's fixed ending
+register_reward("stories_pip", lambda prompt, answer: float(stories_user_style.mentions_pip(prompt, answer)))
+register_reward("stories_ending", lambda prompt, answer: float(stories_user_style.ends_like_the_reader(prompt, answer)))
 
 
 class Scorer:

@@ -135,13 +135,14 @@ def train(config: ConfigDict) -> dict[str, float]:
         scaffold.watch_signals()
         tokens_since_log, last_log = 0, time.perf_counter()
         steps = range(start, t.steps) if not (data_position or {}).get(_STOPPED_EARLY) else range(0)
+        last = start  # the step the final evaluation is logged at: where training ended
         for step in tqdm(steps, initial=start, total=t.steps, desc="train", disable=None):
             batch = next(train_iter)
             if tables:
                 batch = tables.attach(batch, "train")
             tokens_since_log += int(np.count_nonzero(batch["segment_ids"]))
             trainee.state, metrics = step_fn(trainee.state, sharding.put_batch(batch, mesh, DEVICE_KEYS), ref_params)
-            done = step + 1
+            last = done = step + 1
             # the early stop reads every step's loss, as the DITTO reference's SFT warm-up does
             stop_now = bool(t.stop_below_loss) and float(metrics["loss"]) < t.stop_below_loss
             if stop_now or (t.log_every and (done % t.log_every == 0 or done == t.steps)):
@@ -167,7 +168,7 @@ def train(config: ConfigDict) -> dict[str, float]:
         elif t.answers_to_print and eval_batches and objective.inputs == "tokens":
             print_samples(model, tokenizer, eval_batches, t.answers_to_print, mesh)
         if final:
-            scaffold.writer.write(max(t.steps, start), final, prefix="eval")
+            scaffold.writer.write(last, final, prefix="eval")
             _print_summary(config, final, before)
         if t.export_hf and t.steps:
             scaffold.export(model, tokenizer)

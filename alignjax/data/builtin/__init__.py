@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from transformers import PreTrainedTokenizerBase
 
-from alignjax.data.builtin import toy_instructions, toy_preferences, toy_user_style
+from alignjax.data.builtin import stories_user_style, toy_instructions, toy_preferences, toy_user_style
 from alignjax.data.errors import DataError
 
 
@@ -26,7 +26,8 @@ class BuiltinDataset:
         splits: the split names `rows` accepts.
         eval_split: the held-out split that evaluation uses.
         rows: split name -> list of rows (SFT or preference rows, as `schemas` reads them).
-        tokenizer: builds the dataset's own tokenizer (with a chat template).
+        tokenizer: builds the dataset's own tokenizer (with a chat template); None for rows in plain text that the
+            model's own tokenizer reads.
         rule: (prompt, answer) -> whether the answer follows the dataset's rule; None when there is none.
     """
 
@@ -34,7 +35,7 @@ class BuiltinDataset:
     splits: tuple[str, ...]
     eval_split: str
     rows: Callable[[str], list[dict]]
-    tokenizer: Callable[[], PreTrainedTokenizerBase]
+    tokenizer: Callable[[], PreTrainedTokenizerBase] | None
     rule: Callable[[str, str], bool] | None = None
 
 
@@ -72,6 +73,14 @@ _BUILTINS = {
             toy_instructions.tokenizer,
             toy_user_style.follows_style,
         ),
+        BuiltinDataset(
+            stories_user_style.NAME,
+            stories_user_style.SPLITS,
+            stories_user_style.EVAL_SPLIT,
+            stories_user_style.rows,
+            None,
+            stories_user_style.ends_like_the_reader,
+        ),
     )
 }
 
@@ -92,4 +101,10 @@ def load_builtin_tokenizer(name: str) -> PreTrainedTokenizerBase:
     Returns:
         A `transformers` fast tokenizer with pad, bos and eos tokens and a chat template.
     """
-    return get_builtin(name).tokenizer()
+    dataset = get_builtin(name)
+    if dataset.tokenizer is None:
+        raise DataError(
+            f"builtin dataset {name!r} has no tokenizer of its own: set model.path (or model.tokenizer) to the model "
+            "whose tokenizer reads it"
+        )
+    return dataset.tokenizer()
