@@ -257,3 +257,20 @@ def test_the_demonstrations_are_the_few_shot_baselines_pool(tokenizer):
     rows = toy_user_style.rows("train")
     assert [c[-1] for c in conversations] == [{"role": "assistant", "content": r["demonstration"]} for r in rows]
     assert [c[0]["content"] for c in conversations] == [r["prompt"] for r in rows]
+
+
+def test_a_base_models_demonstrations_follow_the_plain_template(tmp_path, stories260k_dir):
+    """stories260K has no chat template: a demonstration is the text after the opening, then the end of text."""
+    import transformers
+
+    tokenizer = transformers.AutoTokenizer.from_pretrained(stories260k_dir)
+    rows = [{"prompt": "Once upon a time, there was a frog.", "demonstration": " His name was Pip."}]
+    data = _data(write_jsonl(tmp_path / "stories.jsonl", rows))
+    data.template = "plain"
+    demonstrations, _ = load_demonstrations(data, tokenizer, 32, 32)
+    assert demonstrations.prompts.token_ids[0] == tokenizer(rows[0]["prompt"])["input_ids"]  # BOS and the opening
+    answer = demonstrations.answer_ids[0].tolist()
+    assert answer[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode(demonstrations.prompts.token_ids[0] + answer, skip_special_tokens=True) == (
+        rows[0]["prompt"] + rows[0]["demonstration"]
+    )

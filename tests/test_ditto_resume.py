@@ -9,14 +9,17 @@ import time
 
 import pytest
 
-from conftest import logged_losses
+from conftest import logged_losses, save_toy_chat_model
 
 CONFIG = '''
 from alignjax.configs import toy
 
 
 def get_config():
-    config = toy.ditto(smoke=True).previous_stage  # DITTO, after the toy SFT stage and the warm-up
+    config = toy.ditto(smoke=True).previous_stage  # DITTO after its warm-up, as experiments/ditto_toy.py:smoke
+    warmup = config.previous_stage
+    del warmup["previous_stage"]  # the warm-up starts from a tiny random model rather than the toy SFT stage's
+    warmup.model.path = {model!r}
     config.train.update(steps=10, checkpoint_every=1, eval_every=0, export_hf=False, answers_to_print=0)
     config.rl.minibatches = 8  # DPO steps per iteration: long enough iterations to be killed in one
     return config
@@ -47,15 +50,16 @@ def _checkpoints(workdir):
 
 @pytest.mark.slow
 def test_kill_minus_nine_during_an_iteration_then_rerun_matches_an_uninterrupted_run(tmp_path):
+    save_toy_chat_model(tmp_path / "base", max_positions=64)
     config_path = tmp_path / "ditto_config.py"
-    config_path.write_text(CONFIG)
+    config_path.write_text(CONFIG.format(model=str(tmp_path / "base")))
     runs = tmp_path / "runs"
     straight = _start(config_path, runs, tmp_path / "straight", tmp_path / "straight.log")
     killed = resumed = None
     try:
         # the earlier stages are trained once, by the straight run; the killed run starts from their exports
         log = tmp_path / "straight.log"
-        _wait_for(lambda: "stage 3/3 (rl)" in log.read_text(), straight, log)
+        _wait_for(lambda: "stage 2/2 (rl)" in log.read_text(), straight, log)
         killed = _start(config_path, runs, tmp_path / "killed", tmp_path / "killed.log")
         _wait_for(lambda: max(_checkpoints(tmp_path / "killed"), default=0) >= 2, killed, tmp_path / "killed.log")
         killed.send_signal(signal.SIGKILL)  # in a later iteration, before the tenth

@@ -78,3 +78,22 @@ def test_a_request_the_model_cannot_answer_is_named(toy_dir, tmp_path):
     with make_generator(section, str(tmp_path)) as generator, pytest.raises(GenerationError) as caught:
         generator.complete([generator.request(_messages(q)) for q in QUESTIONS[:2]])
     assert str(caught.value).startswith("request 0 ('what is 2 + 2?'): max_tokens: 500 must be in [1, ")
+
+
+def test_a_base_model_is_prompted_with_the_plain_text(stories260k_dir, tmp_path):
+    """template='plain': stories260K (no chat template) continues the user message's text, as `generate` does from
+    the plain template's prompt ids; the chat template would have been an error."""
+    from alignjax.data.plain import plain_prompt
+
+    openings = ["Once upon a time, there was a little girl named Lily.", "One day, Tom went to the park."]
+    section = generation_config(model=str(stories260k_dir), max_tokens=BUDGET, template="plain", cache="none")
+    with make_generator(section, str(tmp_path)) as generator:
+        answers = generator.complete([generator.request([{"role": "user", "content": o}]) for o in openings])
+    tokenizer = transformers.AutoTokenizer.from_pretrained(stories260k_dir)
+    prompts = [plain_prompt([{"role": "user", "content": o}], tokenizer, "") for o in openings]
+    model = from_pretrained(str(stories260k_dir))
+    out = generate(model, prompts, config=GREEDY, max_new_tokens=BUDGET, tokenizer=tokenizer)
+    assert [a.text for a in answers] == out.texts and all(out.texts)
+    with make_generator(generation_config(model=str(stories260k_dir), cache="none"), str(tmp_path)) as chat:
+        with pytest.raises(GenerationError, match="chat template"):
+            chat.complete([chat.request([{"role": "user", "content": openings[0]}])])

@@ -160,7 +160,7 @@ def test_kill_minus_nine_or_ctrl_c_then_the_same_command_matches_an_uninterrupte
     """Killed at a checkpoint >= 40, or Ctrl-C at a random step: the rerun resumes from the last checkpoint (the
     one Ctrl-C saved), its losses equal an uninterrupted run's, and every step is logged once although the steps
     after the checkpoint ran twice."""
-    steps = 200
+    steps = 120
     args = (f"--config.train.steps={steps}", "--config.train.log_every=1", "--config.train.checkpoint_every=20")
     straight, killed, interrupted = _Cli(tmp_path / "straight", *args), None, None
     try:
@@ -169,7 +169,7 @@ def test_kill_minus_nine_or_ctrl_c_then_the_same_command_matches_an_uninterrupte
         interrupted = _Cli(tmp_path / "interrupted", *args)
         _wait_for_checkpoint(tmp_path / "killed", killed.process, minimum_step=40)
         killed.process.send_signal(signal.SIGKILL)
-        _wait_for_loss_at(tmp_path / "interrupted", interrupted.process, random.randint(5, 100))
+        _wait_for_loss_at(tmp_path / "interrupted", interrupted.process, random.randint(5, 80))
         interrupted.process.send_signal(signal.SIGINT)
         killed.process.wait()
         assert killed.process.returncode == -signal.SIGKILL  # killed mid-run, not finished

@@ -40,20 +40,24 @@ EXPERIMENT_VARIANTS = list(_experiment_variants())
 
 
 # The variants trained end to end: one per code path (reference or none, pairs, ranked lists, unpaired answers,
-# control tags; group advantages, rejection sampling, SFT on the best). The other variants change a loss or an
-# advantage that their own tests cover against the papers' formulas, and PPO's and online DPO's loops run in
-# test_rl_loop.py; for those the experiment's config is built and checked as a run checks it before starting.
-TRAINED = {"", "dpo", "simpo", "pro", "kto", "conditional_sft", "grpo", "rso", "expert_iteration"}
+# control tags; group advantages, rejection sampling, SFT on the best; PRO trains without a reference, as SimPO
+# does). The other variants change a loss or an advantage that their own tests cover against the papers' formulas,
+# and PPO's and online DPO's loops run in test_rl_loop.py; for those the experiment's config is built and checked
+# as a run checks it before starting.
+TRAINED = {"", "dpo", "pro", "kto", "conditional_sft", "grpo", "rso", "expert_iteration"}
 # LLMBar's meta-evaluation runs end to end through the real server in test_eval_judges.py; here it is checked.
-# DITTO's toy stages run from the command line in test_ditto_resume.py.
-CHECKED_ONLY = {"llmbar_meta_eval.py"}
+# DITTO's toy stages run from the command line in test_ditto_resume.py; its stories experiment is checked on the
+# converted stories260K (the warm-up's model, which the zero-shot system shares).
+CHECKED_ONLY = {"llmbar_meta_eval.py", "ditto_stories.py"}
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "path, method", EXPERIMENT_VARIANTS, ids=[f"{os.path.basename(p)}:{m}" for p, m in EXPERIMENT_VARIANTS]
 )
-def test_every_experiment_variant_is_valid_and_one_per_code_path_trains(path, method, tmp_path, previous_stages):
+def test_every_experiment_variant_is_valid_and_one_per_code_path_trains(
+    path, method, tmp_path, previous_stages, request
+):
     module = _load_experiment(path)
     assert module.__doc__ and "python -m alignjax.run" in module.__doc__
     config = module.get_config(f"{method},smoke")
@@ -64,6 +68,8 @@ def test_every_experiment_variant_is_valid_and_one_per_code_path_trains(path, me
     while "previous_stage" in earlier:  # the earlier stages train first, unless another experiment trained them
         earlier = earlier.previous_stage
         earlier.train.workdir = str(previous_stages / os.path.basename(earlier.train.workdir))
+    if os.path.basename(path) == "ditto_stories.py":  # the first stage starts from the converted stories260K
+        earlier.model.path = str(request.getfixturevalue("stories260k_dir"))
     if method not in TRAINED or os.path.basename(path) in CHECKED_ONLY:
         check_stages(stages(config))
         return

@@ -61,9 +61,10 @@ def comparison(
     ditto_stage: ConfigDict, base_model: str, prompts: ConfigDict, workdir: str, shots: int, **answering
 ) -> ConfigDict:
     """The paper's comparison on held-out `prompts`: zero-shot and few-shot (`shots` demonstrations in context:
-    all of them, as the paper's few-shot baseline) prompting of `base_model`, SFT on the demonstrations (the
-    warm-up) and DITTO, each answering greedily (`answering`: generation fields such as max_tokens), each compared
-    with SFT; judges are added by the caller."""
+    all of them, as the paper's few-shot baseline; 0: none, e.g. for a base model, which is prompted with one
+    text) prompting of `base_model`, SFT on the demonstrations (the warm-up) and DITTO, each answering greedily
+    (`answering`: generation fields such as max_tokens and template), each compared with SFT; judges are added by
+    the caller."""
     warmup_stage = ditto_stage.previous_stage
     config = base_config()
     for unused in ("data", "loss", "reference", "optim"):
@@ -76,10 +77,22 @@ def comparison(
     pool = prompt_set(demonstrations.source, demonstrations.path, demonstrations.split)
     systems = config.eval.systems
     systems.zero_shot = system(generation_config(model=base_model, **answering))
-    systems.few_shot = system(
-        generation_config(model=base_model, **answering), prompting="few_shot", shots=shots, pool=pool
-    )
+    if shots:
+        systems.few_shot = system(
+            generation_config(model=base_model, **answering), prompting="few_shot", shots=shots, pool=pool
+        )
     systems.sft = system(generation_config(model=warmup_stage.train.get_ref("workdir") + "/hf", **answering))
     systems.ditto = system(generation_config(model=ditto_stage.train.get_ref("workdir") + "/hf", **answering))
     config.train.workdir = workdir
     return config
+
+
+def shrink_to_smoke(comparison: ConfigDict, prompts: int) -> None:
+    """Seconds-long stages for tests, in place: 2 warm-up steps, 2 DITTO iterations of 2 steps on 2 samples per
+    demonstration, and `prompts` held-out prompts (evaluated by DITTO and compared)."""
+    ditto_stage = comparison.previous_stage
+    ditto_stage.previous_stage.train.steps = 2
+    ditto_stage.train.update(steps=2, checkpoint_every=1)
+    ditto_stage.rl.update(samples_per_prompt=2, minibatches=2, eval_prompts=prompts)
+    comparison.eval.prompts.max_prompts = prompts
+    comparison.eval.update(resamples=200, plots=False)

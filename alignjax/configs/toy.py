@@ -225,9 +225,5 @@ def ditto(smoke: bool = False, name: str = "ditto", demonstrations: int = 8, **r
     comparison.eval.judges.style = judge("rule", function="toy_style")
     comparison.eval.judges.style_exact = judge("rule", function="toy_style_exact")
     if smoke:
-        warmup.train.steps = 2
-        config.train.update(steps=2, checkpoint_every=1)
-        config.rl.update(samples_per_prompt=2, minibatches=2, eval_prompts=8)
-        comparison.eval.prompts.max_prompts = 16
-        comparison.eval.update(resamples=200, plots=False)
+        ditto_recipe.shrink_to_smoke(comparison, prompts=16)
     return comparison

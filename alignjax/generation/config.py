@@ -12,6 +12,7 @@ import os
 from ml_collections import ConfigDict
 
 from alignjax.config_errors import ConfigError, require
+from alignjax.data.templates import TEMPLATES
 from alignjax.generation.cache import Cache
 from alignjax.generation.chat import ChatRequest
 from alignjax.generation.generator import Generator
@@ -42,6 +43,7 @@ def generation_config(**overrides) -> ConfigDict:
             max_backoff_s=60.0,  # openai: the cap on the window and on a server's Retry-After
             max_slots=32,  # local: answers decoding at once
             dtype="float32",  # local: compute dtype, float32 | bfloat16
+            template="chat",  # local: chat (the tokenizer's chat template) | plain (a base model: the prompt's text)
             cache="",  # "": <workdir>/generation_cache.sqlite; a path; "none": ask every time
             # the sampling of requests made with `Generator.request` (a request may set its own)
             max_tokens=512,
@@ -87,6 +89,7 @@ def check_generation_config(section: ConfigDict, field: str = "generation", chec
         ("max_backoff_s", section.max_backoff_s >= section.backoff_s, f">= backoff_s ({section.backoff_s})"),
         ("max_slots", section.max_slots >= 1, ">= 1"),
         ("dtype", section.dtype in DTYPES, f"one of {', '.join(DTYPES)}"),
+        ("template", section.template in TEMPLATES, f"one of {', '.join(TEMPLATES)}"),
     ):
         require(ok, f"{field}.{name}: must be {valid}, got {section[name]!r}")
     try:
@@ -122,7 +125,9 @@ def make_generator(section: ConfigDict, workdir: str | None, field: str = "gener
     check_generation_config(section, field)
     path = cache_path(section, workdir, field)
     if section.backend == "local":
-        backend = LocalBackend.load(section.model, max_slots=section.max_slots, dtype=section.dtype)
+        backend = LocalBackend.load(
+            section.model, max_slots=section.max_slots, dtype=section.dtype, template=section.template
+        )
     else:
         backend = OpenAIBackend(
             section.model,

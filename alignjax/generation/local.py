@@ -2,7 +2,9 @@
 
 It goes through the same `Engine` and the same prompt encoding (the tokenizer's chat template) and stop tokens as
 `python -m alignjax.serve`, so a local teacher answers exactly as the same model served over HTTP does (greedy
-answers are equal token for token), without a server or HTTP in between. The whole list goes to the engine at
+answers are equal token for token), without a server or HTTP in between. A base model without a chat template
+(`template="plain"`, as its training data was rendered: `data.template`) is prompted with the user message's text
+alone. The whole list goes to the engine at
 once: its slots stay full, and each answer is reported as soon as its samples end.
 """
 
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 import transformers
 
 from alignjax.data.errors import DataError
-from alignjax.data.tokenization import encode_chat_prompt
+from alignjax.data.templates import get_template
 from alignjax.generation.backend import GenerationError, OnResult
 from alignjax.generation.chat import ChatRequest, Completion
 from alignjax.models import from_pretrained
@@ -31,25 +33,28 @@ class LocalBackend:
       engine: the engine over the model and its tokenizer.
       model: the model's name in the cache key (its directory and the fingerprint of its files).
       stop_tokens: token ids that end an answer.
+      template: how a request's messages become the prompt (`data.templates`: "chat" or "plain").
     """
 
     kind = "local"
 
-    def __init__(self, engine: engine_lib.Engine, model: str, stop_tokens: Sequence[int]):
+    def __init__(self, engine: engine_lib.Engine, model: str, stop_tokens: Sequence[int], template: str = "chat"):
         self.engine = engine
         self.model = model
         self.stop_tokens = list(stop_tokens)
+        self.render_prompt = get_template(template).prompt
         self._calls = 0
 
     @classmethod
-    def load(cls, model_dir: str, max_slots: int = 32, dtype: str = "float32") -> LocalBackend:
+    def load(cls, model_dir: str, max_slots: int = 32, dtype: str = "float32", template: str = "chat") -> LocalBackend:
         """The model and tokenizer of `model_dir` (a Hugging Face directory) behind an engine of `max_slots`; its
-        name in the cache key is the directory and a fingerprint of its files (`model_fingerprint`)."""
+        name in the cache key is the directory and a fingerprint of its files (`model_fingerprint`), and the
+        template when it is not the chat template (the same messages are then another prompt)."""
         model = from_pretrained(model_dir, dtype=dtype)
         tokenizer = transformers.AutoTokenizer.from_pretrained(model_dir)
         engine = engine_lib.Engine(model, tokenizer, max_slots=max_slots)
-        name = f"{model_dir}@{model_fingerprint(model_dir)}"
-        return cls(engine, name, answer_stop_tokens(model_dir, tokenizer))
+        name = f"{model_dir}@{model_fingerprint(model_dir)}" + ("" if template == "chat" else f"+{template}")
+        return cls(engine, name, answer_stop_tokens(model_dir, tokenizer), template)
 
     def complete(self, requests: Sequence[ChatRequest], on_result: OnResult | None = None) -> list[Completion]:
         """Answers every request in one engine run; see `Backend.complete`."""
@@ -77,7 +82,7 @@ class LocalBackend:
 
     def _engine_request(self, i: int, request: ChatRequest) -> engine_lib.Request:
         try:
-            prompt = encode_chat_prompt(list(request.messages), self.engine.tokenizer, where=f"request {i}")
+            prompt = self.render_prompt(list(request.messages), self.engine.tokenizer, "", f"request {i}")
         except DataError as e:
             raise GenerationError(f"request {i} ({request.describe()}): {e}") from e
         return engine_lib.Request(

@@ -5,9 +5,9 @@ policy (or with the frozen reference, for an algorithm that samples from it), sc
 (`rl.updates`). An algorithm with a memory (DITTO) samples the prompts its memory names every iteration, and
 trains on what the memory draws from all its iterations' samples. The algorithm's record (`rl.algorithms`) says
 which model samples, whether a value model trains beside the policy and whether it keeps a memory; the loop never
-reads the algorithm's name. Generation, scoring and training time are
-logged separately for every iteration. Evaluation answers held-out prompts greedily and reports their mean
-reward; the first evaluation is the starting model's, so the gain is in the log.
+reads the algorithm's name. Generation, scoring and training time are logged separately for every iteration.
+Evaluation answers held-out prompts greedily and reports their mean reward; the first evaluation is the starting
+model's, so the gain is in the log.
 
 Nothing is lost on a crash (`train.scaffold`): checkpoints hold the policy (and value model) states with the
 iteration, the KL coefficient, the curve so far and the algorithm's memory, and the same command resumes;

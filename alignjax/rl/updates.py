@@ -1,11 +1,10 @@
 """What an on-policy iteration trains: the algorithm's batch of its rollout, in shuffled mini-batches, with its step.
 
 The algorithm's record (`rl.algorithms`) says how a rollout becomes a batch and which step trains on it; the
-updater runs `rl.epochs` passes over the batch in `rl.minibatches` shuffled mini-batches. An algorithm with a
-memory (DITTO) draws its `rl.minibatches` batches from it instead. The batch comes in
+updater runs `rl.epochs` passes over the batch in `rl.minibatches` shuffled mini-batches. The batch comes in
 groups of `group_size` consecutive entries per prompt (a policy-gradient batch holds all k answers to a prompt,
 an offline one a row or a pair), and mini-batches hold whole groups, so that a step can run each group's prompt
-once.
+once. An algorithm with a memory (DITTO) draws its `rl.minibatches` batches from the memory instead.
 
 Every mini-batch has the same shape, so each step compiles once for the whole run. Metrics stay on device until
 the iteration ends and are then averaged over its updates.

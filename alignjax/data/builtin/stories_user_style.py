@@ -7,7 +7,8 @@ and then the story. This reader's stories always have "a little green frog named
 the sentence `ENDING`; the stories the model writes have neither.
 
 - "train": the 6 demonstrations {"prompt": an opening sentence, "demonstration": the rest of the story}.
-- "test": 48 held-out openings {"prompt"}, with names that no demonstration uses.
+- "test": 48 held-out openings with names that no demonstration uses, each with a short story in the reader's
+  style written from one template.
 
 `mentions_pip` checks the recurring character, `ends_like_the_reader` the fixed ending. The rows carry no
 tokenizer: the model's own tokenizes them.
@@ -76,11 +77,17 @@ def ends_like_the_reader(prompt: str, answer: str) -> bool:
 
 
 def rows(split: str) -> list[dict]:
-    """The reader's demonstrations ("train") or the 48 held-out openings ("test": 8 names x 6 openings)."""
+    """The reader's demonstrations ("train") or the 48 held-out openings ("test": 8 names x 6 openings), each with a
+    short story in the reader's style written from one template (a reference for judges, and the warm-up's
+    held-out loss)."""
     if split == "train":
         return [{"prompt": p, "demonstration": f"{story} {ENDING}"} for p, story in DEMONSTRATIONS]
     return [
-        {"prompt": opening.format(name=name, place=_PLACES[i % 4], thing=_THINGS[i % 4])}
+        {
+            "prompt": opening.format(name=name, place=_PLACES[i % 4], thing=_THINGS[i % 4]),
+            "demonstration": f" Then {name} met a little green frog named Pip. Pip and {name} played together all"
+            f" day. {ENDING}",
+        }
         for i, name in enumerate(_NAMES)
         for opening in _OPENINGS
     ]
