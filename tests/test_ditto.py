@@ -248,13 +248,17 @@ def test_the_sft_warmup_stops_below_its_loss_threshold_and_a_rerun_trains_no_fur
 
 
 def test_the_demonstrations_are_the_few_shot_baselines_pool(tokenizer):
-    """The comparison's few-shot system reads the demonstrations file as its pool of shots."""
+    """The comparison's few-shot system reads the demonstrations file as its pool of shots, and a held-out
+    demonstration is the reference answer a judge may be shown."""
     from alignjax.data.builtin import toy_user_style
     from alignjax.eval import prompt_set
     from alignjax.eval.prompt_sets import load_demonstrations as few_shot_pool
+    from alignjax.eval.prompt_sets import load_prompts
 
     conversations = few_shot_pool(prompt_set("builtin", "toy_user_style", "train"))
     rows = toy_user_style.rows("train")
+    held_out = load_prompts(prompt_set("builtin", "toy_user_style", "test"))  # their demonstrations: references
+    assert [p.reference for p in held_out] == [r["demonstration"] for r in toy_user_style.rows("test")]
     assert [c[-1] for c in conversations] == [{"role": "assistant", "content": r["demonstration"]} for r in rows]
     assert [c[0]["content"] for c in conversations] == [r["prompt"] for r in rows]
 

@@ -9,8 +9,9 @@ four systems of the paper on held-out prompts.
                      judges against `baseline`.
 
 Each stage is skipped when its export already exists (`alignjax.run`), so a comparison reuses trained stages and
-ablations share their warm-up. Experiment files (`experiments/ditto*.py`) fill in the model, the data and the
-sizes.
+ablations share their warm-up. DITTO's data and the few-shot pool refer to the warm-up's data fields, so one
+override of the demonstrations file (`--config.previous_stage.previous_stage.data.path=...`) moves all three.
+Experiment files (`experiments/ditto*.py`) fill in the model, the data and the sizes.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ def ditto(warmup_stage: ConfigDict, workdir: str, *, lr: float, iterations: int,
     config.previous_stage = warmup_stage
     config.model.path = warmup_stage.train.get_ref("workdir") + "/hf"
     config.data = ConfigDict(warmup_stage.data.to_dict())
+    for field in ("source", "path", "split"):  # one file: an override of the warm-up's moves DITTO's with it
+        config.data[field] = warmup_stage.data.get_ref(field)
     config.loss = loss_config("dpo", beta=0.05)  # the paper's
     # no reward trains DITTO; a reward function, when set, only logs how the samples fare
     config.rl = rl_section(
@@ -74,7 +77,9 @@ def comparison(
     config.eval = eval_section(prompts=prompts, baseline="sft")
     answering = dict(temperature=0.0, **answering)
     demonstrations = warmup_stage.data
-    pool = prompt_set(demonstrations.source, demonstrations.path, demonstrations.split)
+    pool = prompt_set()
+    for field in ("source", "path", "split"):  # the demonstrations' file, whatever the warm-up is overridden to
+        pool[field] = demonstrations.get_ref(field)
     systems = config.eval.systems
     systems.zero_shot = system(generation_config(model=base_model, **answering))
     if shots:

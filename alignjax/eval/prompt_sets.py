@@ -2,7 +2,8 @@
 
 A prompt row needs a `prompt` (a string or chat messages; any other fields are kept out of the way), so SFT,
 preference and prompt-only files all serve as prompt sets. A reference answer, when a row has one (`reference`,
-else an SFT row's `completion`, else a pair's `chosen`), is what a single-answer judge may be shown.
+else an SFT row's `completion` or a DITTO row's `demonstration`, else a pair's `chosen`), is what a single-answer
+judge may be shown.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from ml_collections import ConfigDict
 from alignjax.data.schemas import prompt_example, sft_messages
 from alignjax.data.sources import read_rows
 
-REFERENCE_FIELDS = ("reference", "completion", "chosen")
+REFERENCE_FIELDS = ("reference", "completion", "demonstration", "chosen")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +76,7 @@ def load_prompts(spec: ConfigDict) -> list[EvalPrompt]:
 
 
 def load_demonstrations(spec: ConfigDict) -> list[list[dict[str, str]]]:
-    """The few-shot pool: SFT rows (`messages`, or `prompt` and `completion`) as conversations.
+    """The few-shot pool: SFT rows (`messages`, or `prompt` and `completion` or `demonstration`) as conversations.
 
     Raises:
       DataError: naming the file and row of a row that is not an SFT row.
