@@ -218,6 +218,7 @@ def test_more_demonstrations_than_the_sampler_budget_is_named(worker, tokenizer,
         DittoMemory.from_config(config, tokenizer, worker)
 
 
+@pytest.mark.slow
 def test_the_sft_warmup_stops_below_its_loss_threshold_and_a_rerun_trains_no_further(tmp_path, tokenizer):
     from alignjax.configs import ditto as ditto_recipe
     from alignjax.train.loop import train

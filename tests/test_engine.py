@@ -37,6 +37,7 @@ def _prompt(tokenizer, text):
     return encode_chat_prompt([{"role": "user", "content": text}], tokenizer, where="test")
 
 
+@pytest.mark.slow
 def test_mixed_strategies_in_three_slots_equal_generate(toy):
     model, tokenizer = toy
     prompts = [_prompt(tokenizer, t) for t in ("hello there", "abc", "write a long story about cats and dogs", "q")]
@@ -102,6 +103,7 @@ def test_bad_requests_name_their_field(toy):
         engine.check(Request(prompt=[999], max_tokens=1))
 
 
+@pytest.mark.slow
 def test_eight_devices_answer_as_one(toy):
     model, tokenizer = toy
     mesh = sharding.make_mesh(data=2, fsdp=2, tensor=2)
@@ -121,6 +123,7 @@ def test_eight_devices_answer_as_one(toy):
         np.testing.assert_allclose(logprobs_8, logprobs, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_warm_up_compiles_every_shape_and_decoding_reads_only_the_window_it_needs(toy):
     _, tokenizer = toy
     cfg = ModelConfig(

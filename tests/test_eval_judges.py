@@ -20,7 +20,11 @@ from serving import free_port, running_server
 
 LLMBAR = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "llmbar_natural.json")
 PAIRS = 4
-pytestmark = pytest.mark.skipif(not os.path.exists(LLMBAR), reason="../shared/data/llmbar_natural.json is absent")
+# A real server in a subprocess, end to end: in the full suite, out of the quick tier (`-m "not slow"`).
+pytestmark = [
+    pytest.mark.skipif(not os.path.exists(LLMBAR), reason="../shared/data/llmbar_natural.json is absent"),
+    pytest.mark.slow,
+]
 
 
 @pytest.fixture(scope="module")

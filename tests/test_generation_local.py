@@ -80,6 +80,7 @@ def test_a_request_the_model_cannot_answer_is_named(toy_dir, tmp_path):
     assert str(caught.value).startswith("request 0 ('what is 2 + 2?'): max_tokens: 500 must be in [1, ")
 
 
+@pytest.mark.slow
 def test_a_base_model_is_prompted_with_the_plain_text(stories260k_dir, tmp_path):
     """template='plain': stories260K (no chat template) continues the user message's text, as `generate` does from
     the plain template's prompt ids; the chat template would have been an error."""

@@ -15,6 +15,9 @@ from alignjax.generation import (
 from conftest import save_toy_chat_model
 from serving import running_server
 
+# A real server in a subprocess, end to end: in the full suite, out of the quick tier (`-m "not slow"`).
+pytestmark = pytest.mark.slow
+
 SLOTS = 4
 
 

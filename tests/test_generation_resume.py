@@ -23,6 +23,9 @@ from alignjax.generation.config import CACHE_FILE
 from conftest import save_toy_chat_model
 from serving import running_server
 
+# A real server in a subprocess, end to end: in the full suite, out of the quick tier (`-m "not slow"`).
+pytestmark = pytest.mark.slow
+
 QUESTIONS = 200
 SCRIPT_TIMEOUT_S = 240
 
@@ -90,7 +93,6 @@ def test_killed_after_half_the_answers_the_rerun_sends_exactly_the_other_half(se
     assert server.stats()["requests"] - before == QUESTIONS  # counted by the server's engine
 
 
-@pytest.mark.slow
 def test_killed_at_any_moment_only_the_requests_in_flight_are_asked_twice(server, tmp_path):
     before = server.stats()["requests"]
     killed = _start(server, tmp_path, max_concurrency=8)

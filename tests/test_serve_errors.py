@@ -14,6 +14,9 @@ import pytest
 from conftest import save_toy_chat_model
 from serving import running_server
 
+# A real server in a subprocess, end to end: in the full suite, out of the quick tier (`-m "not slow"`).
+pytestmark = pytest.mark.slow
+
 KEY = "sesame"
 CONTEXT = 96
 VALID = {"model": "toy", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4, "temperature": 0}

@@ -15,6 +15,9 @@ from alignjax.sampling.generate import continuation_text
 from conftest import save_toy_chat_model
 from serving import running_server
 
+# A real server in a subprocess, end to end: in the full suite, out of the quick tier (`-m "not slow"`).
+pytestmark = pytest.mark.slow
+
 openai = pytest.importorskip("openai")
 
 SLOTS = 8

@@ -82,6 +82,7 @@ def test_bfloat16_compute_with_remat_trains():
     assert np.isfinite([m["loss"] for m in history]).all()
 
 
+@pytest.mark.slow
 def test_traced_once_per_shape(train_step_traces):
     _run(steps=5)
     assert len(train_step_traces) == 1
