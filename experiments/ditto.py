@@ -16,12 +16,12 @@ Stages: the SFT warm-up on the demonstrations (at most 30 steps at 3e-5, cosine 
 a step's loss is below 1.0) -> pi_0 (`runs/ditto_user_sft`); DITTO from pi_0 (4 iterations of 10 DPO steps at
 1e-6, constant after a 25% warm-up, beta 0.05, 10 samples of up to 1,024 tokens per demonstration, 24 pairs per
 step) (`runs/ditto_user`); the comparison on the held-out prompts (`runs/ditto_user_eval/report.md`): zero-shot
-and few-shot prompting of the base model, SFT and DITTO, graded 1-10 against your held-out answer by a single-answer
-LLM judge (MT-Bench's grading with a reference; the paper asked GPT-4 to compare two answers with the reference),
-each compared with SFT. The one base-model path moves every stage and system that starts from it; the one
-demonstrations path moves the warm-up, DITTO and the few-shot pool. The reference implementation trains LoRA
-adapters (r 32, alpha 64 on q/k/v/o); here all weights train, with the frozen pi_0 beside the policy, so a 7B
-model needs the memory of full fine-tuning.
+and few-shot prompting of the base model, SFT and DITTO, each compared with SFT by a pairwise LLM judge that is
+shown your held-out answer as the reference (LLMBar's reference strategy with your answer in place of the judge's
+own; the paper asked GPT-4 the same), in both orders. The one base-model path moves every stage and system that
+starts from it; the one demonstrations path moves the warm-up, DITTO and the few-shot pool. The reference
+implementation trains LoRA adapters (r 32, alpha 64 on q/k/v/o); here all weights train, with the frozen pi_0
+beside the policy, so a 7B model needs the memory of full fine-tuning.
 """
 
 from ml_collections import FieldReference
@@ -66,7 +66,9 @@ def get_config(arg=None):
         shots=10,
         max_tokens=1024,
     )
-    comparison.eval.judges.llm = judge("single", reference=True, generation=generation_config(model=base))
+    comparison.eval.judges.llm = judge(  # the paper's GPT-4 evaluation: which answer is closer to the user's
+        "pairwise", strategy="reference", reference=True, generation=generation_config(model=base)
+    )
     if variant.smoke:  # the toy task's user (answers in parentheses), from the toy SFT stage's model
         sft = toy.sft_stage(smoke=True)
         warmup.previous_stage = sft

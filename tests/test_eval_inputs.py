@@ -114,6 +114,24 @@ def test_config_mistakes_are_named_before_anything_runs():
     config.eval.judges.rule = judge("pairwise", strategy="vibes", generation=generation_config(model="runs/judge"))
     with pytest.raises(ConfigError, match=r"eval\.judges\.rule\.strategy: 'vibes' is not one of vanilla"):
         check_eval_section(config.eval, meta=False)
+    config.eval.judges.rule.update(strategy="rules", reference=True)
+    with pytest.raises(ConfigError, match=r"eval\.judges\.rule\.reference: .* strategy 'rules' does not write"):
+        check_eval_section(config.eval, meta=False)
+
+
+def test_a_pairwise_judge_with_reference_true_takes_the_prompt_sets_answers_and_asks_for_none(tmp_path):
+    """DITTO's evaluation: the user's held-out demonstration is the reference. The judge's endpoint is down, so
+    asking it for a reference would fail."""
+    url = f"http://127.0.0.1:{free_port()}/v1"  # nothing listens there
+    generation = generation_config(backend="openai", model="judge", base_url=url, api_key_env="", max_retries=0)
+    spec = judge("pairwise", strategy="reference", reference=True, generation=generation)
+    pairwise = make_judge("gpt", spec, str(tmp_path))
+    rows = [{"prompt": "reverse: abc", "demonstration": "(cba)"}, {"prompt": "upper: ab", "reference": "(AB)"}]
+    metrics, references = pairwise.auxiliaries(_prompts(tmp_path, rows))
+    assert references == ["(cba)", "(AB)"] and metrics == ["", ""]
+    with pytest.raises(DataError, match=r"line 2: the judge takes its reference answers from the prompt set"):
+        pairwise.auxiliaries(_prompts(tmp_path, [rows[0], {"prompt": "sort: ba"}]))
+    pairwise.close()
 
 
 def test_a_judge_endpoint_that_is_down_is_retried_then_named(tmp_path):

@@ -19,7 +19,7 @@ from __future__ import annotations
 from ml_collections import ConfigDict
 
 from alignjax.config_errors import require
-from alignjax.eval.judge_prompts import PAIRWISE_STRATEGIES
+from alignjax.eval.judge_prompts import AUXILIARIES, PAIRWISE_STRATEGIES
 from alignjax.eval.judges import JUDGES
 from alignjax.generation import check_generation_config, generation_config
 from alignjax.rl.rewards import reward_function_names
@@ -94,7 +94,9 @@ def judge(
       max_length: reward_model and implicit_reward: a conversation longer than this many tokens keeps its last
         ones (the answer and the end of the prompt); 0: the model's context.
       strategy: the pairwise judge's prompting strategy (`judge_prompts.PAIRWISE_STRATEGIES`).
-      reference: the single judge is shown a reference answer (the prompt set's `reference` field).
+      reference: the single judge is shown the prompt set's reference answer (its `reference` field, or
+        `completion` / `demonstration` / `chosen`); the pairwise judge's reference strategies use it instead of
+        writing their own (as the DITTO paper's GPT-4 judge was shown the user's held-out demonstration).
       generation: the LLM judge's model and sampling (temperature 0 by default, as LLMBar).
       auxiliary_max_tokens: the budgets of the judge's own questions ("metrics") and answer ("reference").
     """
@@ -215,6 +217,11 @@ def _check_judge(spec: ConfigDict, field: str, meta: bool) -> None:
             require(
                 spec.strategy in PAIRWISE_STRATEGIES,
                 f"{field}.strategy: {spec.strategy!r} is not one of {', '.join(PAIRWISE_STRATEGIES)}",
+            )
+            require(
+                not spec.reference or "reference" in AUXILIARIES[spec.strategy],
+                f"{field}.reference: the prompt set's reference answers replace the judge's own, which strategy "
+                f"{spec.strategy!r} does not write; use strategy 'reference' or 'metrics_reference'",
             )
         check_generation_config(spec.generation, f"{field}.generation", check_model=False)
     else:  # a model scores each answer

@@ -20,8 +20,9 @@ from typing import Protocol
 import numpy as np
 from ml_collections import ConfigDict
 
+from alignjax.data import DataError
 from alignjax.eval import judge_prompts, model_scores
-from alignjax.eval.prompt_sets import EvalPrompt
+from alignjax.eval.prompt_sets import REFERENCE_FIELDS, EvalPrompt
 from alignjax.eval.verdicts import parse_pairwise, parse_score
 from alignjax.generation import Generator, make_generator
 from alignjax.rl.rewards import reward_function
@@ -156,14 +157,23 @@ class PairwiseJudge:
         self.generator = generator if generator is not None else _generator(spec, workdir, name)
 
     def auxiliaries(self, prompts: list[EvalPrompt]) -> tuple[list[str], list[str]]:
-        """The judge's own questions and reference answer per prompt (empty where the strategy has none)."""
+        """The judge's own questions and reference answer per prompt (empty where the strategy has none); with
+        `reference=True`, the prompt set's reference answers instead of the judge's."""
         wanted = judge_prompts.AUXILIARIES[self.spec.strategy]
         metrics_budget, reference_budget = self.spec.auxiliary_max_tokens
         metrics = reference = [""] * len(prompts)
         if "metrics" in wanted:
             chats = [judge_prompts.metrics_messages(p.instruction) for p in prompts]
             metrics = self.generator.texts(chats, max_tokens=metrics_budget, temperature=0.0)
-        if "reference" in wanted:
+        if "reference" in wanted and self.spec.reference:  # the prompt set's own (a user's held-out answers)
+            missing = next((p.where for p in prompts if not p.reference), None)
+            if missing is not None:
+                raise DataError(
+                    f"{missing}: the judge takes its reference answers from the prompt set (reference=True), and "
+                    f"this row has none; give it one of the fields {', '.join(REFERENCE_FIELDS)}"
+                )
+            reference = [p.reference for p in prompts]
+        elif "reference" in wanted:
             chats = [judge_prompts.reference_messages(p.instruction) for p in prompts]
             reference = self.generator.texts(chats, max_tokens=reference_budget, temperature=0.0)
         return metrics, reference
