@@ -16,7 +16,7 @@ Experiment files (`experiments/ditto*.py`) fill in the model, the data and the s
 
 from __future__ import annotations
 
-from ml_collections import ConfigDict
+from ml_collections import ConfigDict, FieldReference
 
 from alignjax.configs.base import base_config
 from alignjax.eval import eval_section, prompt_set, system
@@ -25,9 +25,12 @@ from alignjax.losses import loss_config
 from alignjax.rl.config import rl_section
 
 
-def warmup(model_path: str, data: ConfigDict, workdir: str, *, lr: float, steps: int, stop_below_loss: float):
+def warmup(
+    model_path: str | FieldReference, data: ConfigDict, workdir: str, *, lr: float, steps: int, stop_below_loss: float
+) -> ConfigDict:
     """The SFT warm-up on the demonstrations `data` (a data section of `prompt` + `demonstration` rows) from the
-    model at `model_path`: at most `steps` steps at `lr`, stopping once a step's loss is below `stop_below_loss`."""
+    model at `model_path` (a FieldReference shares it with the comparison's prompting systems): at most `steps`
+    steps at `lr`, stopping once a step's loss is below `stop_below_loss`."""
     config = base_config()
     config.model.path = model_path
     config.data = ConfigDict(data.to_dict())
@@ -61,7 +64,12 @@ def ditto(warmup_stage: ConfigDict, workdir: str, *, lr: float, iterations: int,
 
 
 def comparison(
-    ditto_stage: ConfigDict, base_model: str, prompts: ConfigDict, workdir: str, shots: int, **answering
+    ditto_stage: ConfigDict,
+    base_model: str | FieldReference,
+    prompts: ConfigDict,
+    workdir: str,
+    shots: int,
+    **answering,
 ) -> ConfigDict:
     """The paper's comparison on held-out `prompts`: zero-shot and few-shot (`shots` demonstrations in context:
     all of them, as the paper's few-shot baseline; 0: none, e.g. for a base model, which is prompted with one

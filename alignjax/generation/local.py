@@ -4,8 +4,8 @@ It goes through the same `Engine` and the same prompt encoding (the tokenizer's 
 `python -m alignjax.serve`, so a local teacher answers exactly as the same model served over HTTP does (greedy
 answers are equal token for token), without a server or HTTP in between. A base model without a chat template
 (`template="plain"`, as its training data was rendered: `data.template`) is prompted with the user message's text
-alone. The whole list goes to the engine at
-once: its slots stay full, and each answer is reported as soon as its samples end.
+alone. The whole list goes to the engine at once: its slots stay full, and each answer is reported as soon as its
+samples end.
 """
 
 from __future__ import annotations

@@ -24,15 +24,14 @@ from alignjax.rl.prompts import Prompts
 @dataclasses.dataclass(frozen=True)
 class Demonstrations:
     """Parallel lists: each demonstration's prompt (`prompts`, as the rollouts sample them), its answer's token ids
-    (`answer_ids`, end of turn included), its text, and the row it came from (`wheres`, for messages)."""
+    (`answer_ids`, end of turn included), and the row it came from (`wheres`, for messages)."""
 
     prompts: Prompts
     answer_ids: list[np.ndarray]
-    texts: list[str]
     wheres: list[str]
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self.answer_ids)
 
 
 def load_demonstrations(data_cfg, tokenizer, max_prompt_len: int, max_new_tokens: int) -> tuple[Demonstrations, int]:
@@ -54,7 +53,7 @@ def load_demonstrations(data_cfg, tokenizer, max_prompt_len: int, max_new_tokens
     template = get_template(data_cfg.template)
     wheres = [where for where, _ in train_rows]
     pairs = [PreferenceExample(e.messages, (e.demonstration,), (1.0,)) for _, e in train_rows]
-    values, prompt_ids, answer_ids, texts, kept = [], [], [], [], []
+    values, prompt_ids, answer_ids, kept = [], [], [], []
     for (where, example), tokens in zip(train_rows, template.preferences(pairs, tokenizer, wheres)):
         try:
             if isinstance(tokens, DataError):
@@ -66,11 +65,10 @@ def load_demonstrations(data_cfg, tokenizer, max_prompt_len: int, max_new_tokens
         values.append(example.value)
         prompt_ids.append([int(i) for i in tokens.prompt_P])
         answer_ids.append(tokens.responses[0])
-        texts.append(example.demonstration)
         kept.append(where)
-    if not texts:
+    if not answer_ids:
         raise DataError(f"data.path={data_cfg.path!r}: no usable demonstrations in split {data_cfg.split!r}")
-    return Demonstrations(Prompts(values, prompt_ids), answer_ids, texts, kept), sum(report.skipped.values())
+    return Demonstrations(Prompts(values, prompt_ids), answer_ids, kept), sum(report.skipped.values())
 
 
 def _check_lengths(where: str, prompt_len: int, answer_len: int, max_prompt_len: int, max_new_tokens: int) -> None:

@@ -33,6 +33,7 @@ from ml_collections import ConfigDict
 from alignjax.data import DataError
 from alignjax.rl.batches import offline_rows
 from alignjax.rl.demonstrations import Demonstrations, load_demonstrations
+from alignjax.rl.prompts import Prompts
 from alignjax.rl.rollout import Rollout, RolloutWorker, token_rows
 
 SOURCES = ("online", "replay", "inter_model")
@@ -105,7 +106,7 @@ class DittoMemory:
         return cls(demonstrations, rl.algorithm, worker, rl.samples_per_prompt)
 
     @property
-    def prompts(self):
+    def prompts(self) -> Prompts:
         """What every iteration samples: each demonstration's prompt, in the file's order."""
         return self.demonstrations.prompts
 

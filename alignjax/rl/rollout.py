@@ -200,10 +200,11 @@ class RolloutWorker:
             length_bucket=self.max_prompt_len,
         )
 
-    def _on_mesh(self, rows: dict, group_size: int) -> dict:
-        """`rows` on the mesh with padding rows (segment id 0) up to whole groups of `group_size` on each
-        data-parallel device; results computed from them are cut back to the real rows."""
-        extra = -len(rows["tokens"]) % (sharding.data_parallel_size(self.mesh) * group_size)
+    def _on_mesh(self, rows: dict, multiple: int) -> dict:
+        """`rows` on the mesh with padding rows (segment id 0) up to a whole multiple of `multiple` rows on each
+        data-parallel device (a prompt's group of answers, or a fixed chunk); results computed from them are cut
+        back to the real rows."""
+        extra = -len(rows["tokens"]) % (sharding.data_parallel_size(self.mesh) * multiple)
         return sharding.put_batch({k: np.pad(v, ((0, extra), (0, 0))) for k, v in rows.items()}, self.mesh)
 
     def _device_rows(self, prompts: Prompts, sample, group_size: int) -> tuple[dict, dict]:
@@ -223,11 +224,9 @@ class RolloutWorker:
         rows = token_rows(prompts.token_ids, prompt_index_N, tokens_NT, lengths_N, self.max_prompt_len, self.pad_id)
         logps_NT = np.zeros((N, T), np.float32)
         for start in range(0, N, chunk):
-            part = {k: v[start : start + chunk] for k, v in rows.items()}
-            extra = chunk - len(part["tokens"])
-            device_rows = sharding.put_batch({k: np.pad(v, ((0, extra), (0, 0))) for k, v in part.items()}, self.mesh)
+            device_rows = self._on_mesh({k: v[start : start + chunk] for k, v in rows.items()}, ANSWER_LOGPS_CHUNK)
             logps = _jit_response_logps(params, device_rows, graphdef=self.graphdef, prompt_len=self.max_prompt_len)
-            logps_NT[start : start + chunk] = jax.device_get(logps)[: chunk - extra]
+            logps_NT[start : start + chunk] = jax.device_get(logps)[: min(chunk, N - start)]
         return np.sum(logps_NT * (np.arange(T) < np.asarray(lengths_N)[:, None]), axis=1)
 
     def collect(
